@@ -1,0 +1,61 @@
+# bnrepro: one command per figure. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    := $(BIN)/python
+
+# The data root: BNREPRO_DATA if set, else the offline copies beside this checkout, else ./data.
+BNREPRO_DATA ?= $(if $(wildcard ../shared/datasets/MNIST/raw),$(abspath ../shared/datasets),data)
+export BNREPRO_DATA
+
+seeds ?= 1
+SEED_LIST := $(shell seq -s, 0 $$(( $(seeds) - 1 )))
+ARGS ?=
+
+.PHONY: help install mnist-bn mnist-lr-sweep figures bench test test-slow clean
+
+help: ## list the targets
+	@echo "bnrepro targets (variables: seeds=N for mnist-bn, ARGS='hydra overrides'):"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (run by every target that needs it)
+
+mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> results/mnist_bn/ [seeds=1]
+	@set -e; dir=runs/mnist_bn/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s%N); \
+	$(RUN) experiments/train.py -m experiment=mnist_bn model.norm=none,batch seed=$(SEED_LIST) \
+		hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
+	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
+	echo "training wall time: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s (all jobs, $$dir)"; \
+	$(RUN) experiments/collect.py $$dir --out results/mnist_bn; \
+	$(RUN) experiments/figures.py mnist_bn
+
+mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
+	@set -e; dir=runs/mnist_lr_sweep/make_$$(date +%Y-%m-%d_%H-%M-%S); \
+	$(RUN) experiments/train.py -m experiment=mnist_lr_sweep hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
+	$(RUN) experiments/collect.py $$dir --out results/mnist_lr_sweep; \
+	$(RUN) experiments/figures.py mnist_lr_sweep
+
+figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
+	$(RUN) experiments/figures.py
+
+bench: $(STAMP) ## speed figures -> results/bench/mnist.json (a few minutes)
+	$(RUN) experiments/bench.py
+
+test: $(STAMP) ## the test suite (what CI runs), slow tests excluded
+	$(BIN)/pytest -m "not slow" -q
+
+test-slow: $(STAMP) ## every test, the slow ones too
+	$(BIN)/pytest -q
+
+clean: ## remove run folders (runs/) and caches; keeps results/ and .venv
+	rm -rf runs .pytest_cache

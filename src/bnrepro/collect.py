@@ -1,0 +1,97 @@
+"""Gather run folders (metrics.parquet + run.json) into one results table, and summarise it.
+
+Figures and the report read only what this writes; nothing here trains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnrepro.metrics import check_schema, write_parquet
+
+RUN_KEYS = ["experiment", "variant", "lr", "seed"]
+THRESHOLDS = (0.90, 0.95, 0.97)
+
+
+def find_runs(roots: list[Path]) -> list[tuple[str, Path]]:
+    """(run_id, folder) pairs; the id is the folder relative to its sweep's parent, never a machine's absolute path."""
+    runs = sorted({(f"{Path(root).name}/{p.parent.relative_to(root)}", p.parent)
+                   for root in roots for p in Path(root).rglob("run.json")})
+    if not runs:
+        raise FileNotFoundError(f"no run.json under {', '.join(map(str, roots))}")
+    return runs
+
+
+def load_runs(roots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All metric rows and one row of run.json facts per run; a run that left no metrics still gets its row."""
+    frames, infos = [], []
+    for run_id, run in find_runs(roots):
+        info = json.loads((run / "run.json").read_text())
+        metrics_file = run / "metrics.parquet"
+        df = pd.read_parquet(metrics_file) if metrics_file.is_file() else pd.DataFrame()
+        if len(df):
+            df["run_id"] = run_id
+            frames.append(df)
+            ident = df.iloc[0][[c for c in df.columns if c not in ("step", "split", "metric", "value")]].to_dict()
+        else:
+            ident = {}
+        infos.append({"run_id": run_id, **ident, **{k: info.get(k) for k in (
+            "status", "steps_done", "max_steps", "diverged_at_step", "final_test_acc", "best_test_acc",
+            "wall_time_s", "probe_unit", "data_official", "git_commit", "git_dirty", "torch", "device", "threads")}})
+    metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(metrics):
+        check_schema(metrics)
+    return metrics, pd.DataFrame(infos)
+
+
+def compact(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Smaller dtypes for the committed table: the same values a figure needs, a third of the bytes."""
+    out = metrics.copy()
+    out["value"] = out["value"].astype(np.float32)
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].astype("category")
+    return out
+
+
+def first_step_reaching(test_acc: pd.DataFrame, threshold: float) -> float:
+    hit = test_acc.loc[test_acc["value"] >= threshold, "step"]
+    return float(hit.iloc[0]) if len(hit) else np.nan
+
+
+def summarize(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: final and best test accuracy, and the first evaluated step reaching each threshold."""
+    rows = []
+    test = metrics[(metrics["split"] == "test") & (metrics["metric"] == "acc")].sort_values("step")
+    for run_id, g in test.groupby("run_id", sort=False, observed=True):
+        info = runs.set_index("run_id").loc[run_id]
+        row = {k: g.iloc[0][k] for k in RUN_KEYS}
+        row.update(status=info["status"], steps=int(g["step"].max()),
+                   final_test_acc=float(g["value"].iloc[-1]), best_test_acc=float(g["value"].max()))
+        for th in THRESHOLDS:
+            row[f"step_to_{int(th * 100)}"] = first_step_reaching(g, th)
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(RUN_KEYS).reset_index(drop=True)
+
+
+def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds per variant (and lr)."""
+    cols = ["final_test_acc", "best_test_acc"] + [f"step_to_{int(t * 100)}" for t in THRESHOLDS]
+    g = summary.groupby(["variant", "lr"], observed=True)
+    out = g[cols].agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out.insert(0, "seeds", g.size())
+    return out.reset_index()
+
+
+def write_results(roots: list[Path], out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    metrics, runs = load_runs(roots)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_parquet(compact(metrics), out_dir / "metrics.parquet")
+    runs.to_csv(out_dir / "runs.csv", index=False)
+    return metrics, runs

@@ -1,0 +1,98 @@
+"""Early checks of a composed config: every bad value fails before any data is read or step is taken.
+
+Unknown keys are already refused by Hydra's struct mode; this module checks values and names the key.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from bnrepro import ConfigError
+from bnrepro.models import ACTIVATIONS, INITS, NORMS
+
+
+def _choice(cfg: DictConfig, key: str, allowed) -> None:
+    value = cfg_get(cfg, key)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed)}")
+
+
+def _number(cfg: DictConfig, key: str, *, low=None, high=None, low_open=False, integer=False) -> None:
+    value = cfg_get(cfg, key)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{key}={value!r} must be {'an integer' if integer else 'a number'}")
+    if value != value:  # NaN
+        raise ConfigError(f"{key}={value!r} must be a number")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{key}={value!r} must be {'>' if low_open else '>='} {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}={value!r} must be <= {high}")
+
+
+def cfg_get(cfg: DictConfig, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check everything that does not need the data. Raises ConfigError naming the offending key."""
+    _choice(cfg, "device", {"auto", "cpu", "cuda"})
+    _number(cfg, "seed", low=0, integer=True)
+
+    _choice(cfg, "model.name", {"mlp"})
+    _choice(cfg, "model.norm", set(NORMS))
+    _choice(cfg, "model.activation", set(ACTIVATIONS))
+    _choice(cfg, "model.init", set(INITS))
+    _number(cfg, "model.init_std", low=0, low_open=True)
+    _number(cfg, "model.bn_eps", low=0, low_open=True)
+    _number(cfg, "model.bn_momentum", low=0, high=1)
+    hidden = list(cfg.model.hidden)
+    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+        raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
+
+    _choice(cfg, "optim.name", {"sgd"})
+    _number(cfg, "optim.lr", low=0, low_open=True)
+    _number(cfg, "optim.momentum", low=0, high=1)
+    _number(cfg, "optim.dampening", low=0, high=1)
+    _number(cfg, "optim.weight_decay", low=0)
+    if cfg.optim.nesterov and (cfg.optim.momentum <= 0 or cfg.optim.dampening != 0):
+        raise ConfigError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0")
+
+    t = cfg.trainer
+    _number(cfg, "trainer.max_steps", low=0, integer=True)
+    _number(cfg, "trainer.batch_size", low=1, integer=True)
+    for key in ("eval_every", "probe_every", "log_every", "progress_every"):
+        _number(cfg, f"trainer.{key}", low=0, integer=True)
+    if t.log_every < 1:
+        raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
+    if t.threads is not None:
+        _number(cfg, "trainer.threads", low=1, integer=True)
+
+    _choice(cfg, "data.sparse_eval", {"auto", True, False})
+    if t.probe_every:
+        _number(cfg, "probe.batch_size", low=2, integer=True)
+        _number(cfg, "probe.unit", low=0, integer=True)
+        if cfg.probe.unit >= min(hidden):
+            raise ConfigError(f"probe.unit={cfg.probe.unit} must be < the narrowest hidden width ({min(hidden)})")
+        _choice(cfg, "probe.bn_stats", {"batch", "running"})
+        qs = list(cfg.probe.percentiles)
+        if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
+            raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
+
+    _choice(cfg, "logger.name", {"wandb", "none"})
+    if cfg.logger.name == "wandb":
+        _choice(cfg, "logger.mode", {"offline", "online", "disabled"})
+        _number(cfg, "logger.log_every", low=1, integer=True)
+
+
+def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_features: int) -> None:
+    """Checks that need the dataset's size; still before the first step."""
+    if cfg.trainer.batch_size > n_train:
+        raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set ({n_train})")
+    if cfg.trainer.probe_every and cfg.probe.batch_size > n_test:
+        raise ConfigError(f"probe.batch_size={cfg.probe.batch_size} is larger than the test set ({n_test})")
+    if cfg.model.in_features != in_features:
+        raise ConfigError(f"model.in_features={cfg.model.in_features} but the data has {in_features} features")

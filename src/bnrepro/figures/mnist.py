@@ -1,0 +1,121 @@
+"""The article's Figures 2-4 (Ioffe & Szegedy Fig 1) from results/mnist_bn/metrics.parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, provenance, save, setup
+
+SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average
+
+
+def _band(nseeds: int):
+    return "sd" if nseeds > 1 else None
+
+
+def training_curves(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Test points as evaluated; training points smoothed per run, then thinned for plotting."""
+    m = metrics[metrics["split"].isin(["train", "test"]) & metrics["metric"].isin(["acc", "loss"])].copy()
+    m = m.sort_values(["run_id", "metric", "split", "step"])
+    m["value"] = m["value"].astype("float64")  # stored as float32; smoothing works in float64
+    train = m["split"] == "train"
+    m.loc[train, "value"] = (
+        m[train].groupby(["run_id", "metric"], observed=True)["value"]
+        .transform(lambda v: v.rolling(SMOOTH_POINTS, min_periods=1).mean())
+    )
+    m = m[~train | (m["step"] % 50 == 0)]
+    m["split"] = m["split"].astype(str).map({"train": "train (smoothed)", "test": "test"})
+    m["variant"] = m["variant"].astype(str)
+    return m
+
+
+def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    setup()
+    d = training_curves(metrics)
+    nseeds = d["seed"].nunique()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric, title in ((axes[0], "acc", "accuracy"), (axes[1], "loss", "cross-entropy loss")):
+        dm = d[d["metric"] == metric]
+        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=VARIANT_ORDER, palette=PALETTE,
+                     style="split", style_order=["test", "train (smoothed)"], errorbar=_band(nseeds), ax=ax)
+        ax.set_title(title)
+        ax.set_ylabel(title)
+    acc = d[(d["metric"] == "acc") & (d["step"] >= d["step"].max() * 0.1)]["value"]
+    axes[0].set_ylim(max(0.0, min(0.7, acc.quantile(0.02)) - 0.01), 1.0)  # the paper's 0.7-1.0 view, widened if needed
+    axes[1].set_yscale("log")
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+    fig.suptitle("MNIST, 3 sigmoid hidden layers: test and training curves with and without BN"
+                 + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
+    return save(fig, out, "fig2_training_curves", provenance(runs))
+
+
+def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
+    p = metrics[metrics["split"] == "probe"].copy()
+    parts = p["metric"].astype(str).str.extract(r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/p(?P<q>[\d.]+)$")
+    p = pd.concat([p, parts], axis=1).dropna(subset=["layer"])
+    p["percentile"] = p["q"].map(lambda q: f"{float(q):g}th")
+    p["variant"] = p["variant"].astype(str)
+    return p
+
+
+def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str) -> None:
+    order = sorted(d["percentile"].unique(), key=lambda s: float(s[:-2]))
+    sns.lineplot(data=d, x="step", y="value", hue="percentile", hue_order=order,
+                 palette="viridis", errorbar=_band(nseeds), ax=ax, legend=True)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel("sigmoid input")
+    ax.legend(title=None, fontsize=7, loc="best")
+
+
+def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
+    setup()
+    p = percentiles_long(metrics)
+    last = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))[-1]
+    p = p[p["layer"] == last]
+    nseeds = p["seed"].nunique()
+    views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}"), ("pooled", "all units pooled")]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for r, (view, vtitle) in enumerate(views):
+        for c, variant in enumerate(VARIANT_ORDER):
+            d = p[(p["view"] == view) & (p["variant"] == variant)]
+            _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}")
+        lo = p[p["view"] == view]["value"].min()
+        hi = p[p["view"] == view]["value"].max()
+        for ax in axes[r]:
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))  # same scale within a row
+    fig.suptitle(f"Last hidden layer ({last}): 15/50/85th percentiles of the sigmoid input over training")
+    return save(fig, out, "fig3_last_layer_percentiles", provenance(runs, "probe: fixed test batch"))
+
+
+def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
+    setup()
+    p = percentiles_long(metrics)
+    layers = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+    nseeds = p["seed"].nunique()
+    cols = [(v, view) for view in ("unit", "pooled") for v in VARIANT_ORDER]
+    fig, axes = plt.subplots(len(layers), len(cols), figsize=(4 * len(cols), 3.1 * len(layers)),
+                             sharex=True, squeeze=False)
+    for r, layer in enumerate(layers):
+        for c, (variant, view) in enumerate(cols):
+            d = p[(p["layer"] == layer) & (p["variant"] == variant) & (p["view"] == view)]
+            vname = "typical unit" if view == "unit" else "pooled"
+            _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}")
+    fig.suptitle("Every hidden layer: 15/50/85th percentiles of the sigmoid input over training")
+    return save(fig, out, "fig4_hidden_layers", provenance(runs, "probe: fixed test batch"))
+
+
+def draw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    metrics = pd.read_parquet(results_dir / "metrics.parquet")
+    runs = pd.read_csv(results_dir / "runs.csv")
+    unit = int(runs["probe_unit"].dropna().iloc[0]) if runs.get("probe_unit", pd.Series()).notna().any() else None
+    return (fig2_training_curves(metrics, runs, results_dir)
+            + fig3_last_layer(metrics, runs, results_dir, unit)
+            + fig4_hidden_layers(metrics, runs, results_dir, unit))
+

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+VARIANT_LABELS = {"none": "without BN", "batch": "with BN"}
+VARIANT_ORDER = ["none", "batch"]
+PALETTE = {"none": "#d95f02", "batch": "#1b9e77"}
+
+
+def setup() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+
+
+def label(variant: str) -> str:
+    return VARIANT_LABELS.get(variant, variant)
+
+
+def provenance(runs: pd.DataFrame, extra: str = "") -> str:
+    """The footnote every figure carries: data, seeds, code version."""
+    seeds = runs["seed"].nunique() if "seed" in runs else "?"
+    commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
+    dirty = bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).any())
+    official = runs.get("data_official", pd.Series([True])).fillna(True).all()
+    data = "official data" if official else "UNOFFICIAL data (see README)"
+    code = f"code {', '.join(commits) or 'uncommitted'}{' +local changes' if dirty else ''}"
+    return f"{data} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")
+
+
+def save(fig: plt.Figure, out_dir: Path, name: str, footnote: str) -> list[Path]:
+    fig.text(0.005, 0.003, footnote, fontsize=7, color="0.4", ha="left", va="bottom")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths

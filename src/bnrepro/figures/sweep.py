@@ -1,0 +1,48 @@
+"""Final test accuracy vs learning rate, one line per variant; diverged runs are drawn, not dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from bnrepro.collect import summarize
+from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, provenance, save, setup
+
+
+def sweep_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    s = summarize(metrics, runs)
+    s["variant"] = s["variant"].astype(str)
+    s["diverged"] = s["status"] == "diverged"
+    return s
+
+
+def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    setup()
+    s = sweep_table(metrics, runs)
+    ok, bad = s[~s["diverged"]], s[s["diverged"]]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    variants = [v for v in VARIANT_ORDER if v in set(s["variant"])]
+    sns.lineplot(data=ok, x="lr", y="final_test_acc", hue="variant", hue_order=variants, palette=PALETTE,
+                 marker="o", errorbar="sd" if s["seed"].nunique() > 1 else None, ax=ax)
+    for variant, g in bad.groupby("variant"):
+        ax.scatter(g["lr"], [0.0] * len(g), marker="X", s=90, color=PALETTE.get(variant, "k"), zorder=5,
+                   label=f"{label(variant)}: diverged")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.02)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final test accuracy")
+    steps = int(s["steps"].max()) if len(s) else 0
+    ax.set_title(f"MNIST MLP: final test accuracy vs learning rate ({steps} steps)")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+    s.to_csv(out / "sweep_summary.csv", index=False)
+    return save(fig, out, "fig_lr_sweep", provenance(runs, "X at 0 = diverged (NaN/inf loss)"))
+
+
+def draw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    return fig_lr_sweep(pd.read_parquet(results_dir / "metrics.parquet"), pd.read_csv(results_dir / "runs.csv"),
+                        results_dir)

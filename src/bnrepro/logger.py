@@ -1,0 +1,68 @@
+"""Experiment loggers. W&B runs offline unless asked otherwise, and nothing ever waits on the network."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class NullLogger:
+    def log(self, metrics: dict, step: int) -> None:
+        pass
+
+    def finish(self, exit_code: int = 0) -> None:
+        pass
+
+
+def _wandb_reachable(timeout: float = 3.0) -> bool:
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class WandbLogger:
+    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str):
+        import wandb
+
+        mode = cfg.mode
+        if mode == "online" and not _wandb_reachable():
+            log.warning("W&B online mode requested but the server is unreachable: logging offline instead "
+                        "(upload later with `wandb sync`).")
+            mode = "offline"
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group,
+            name=name,
+            tags=list(cfg.tags),
+            config=config,
+            dir=str(run_dir),
+            mode=mode,
+            settings=wandb.Settings(console="off", init_timeout=30, silent=True),
+        )
+        self.mode = mode
+
+    @property
+    def run_path(self) -> str | None:
+        return getattr(self.run, "dir", None)
+
+    def log(self, metrics: dict, step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str):
+    if cfg.name == "none" or cfg.get("mode") == "disabled":
+        return NullLogger()
+    return WandbLogger(cfg, run_dir, config, name)

@@ -1,0 +1,101 @@
+"""Percentiles of each hidden layer's activation input over training (Ioffe & Szegedy Fig 1b,c; the article's Figs 3-4)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+VIEWS = ("unit", "pooled")
+
+
+def percentiles(x: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
+    """Exact percentiles of all values of `x`, with numpy's default ('linear') interpolation."""
+    flat = x.detach().reshape(-1)
+    return _percentiles_numpy(flat.numpy(), qs) if flat.device.type == "cpu" else _percentiles_torch(flat, qs)
+
+
+def _percentiles_numpy(v: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    # One np.partition call selects every needed order statistic at once: ~1.5x faster than
+    # torch.quantile and 2-4x faster than a sort for the ~25k values a probe pools.
+    n = v.shape[0]
+    ranks = np.asarray(qs, dtype=np.float64) / 100.0 * (n - 1)
+    lo = np.floor(ranks).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    part = np.partition(v, np.unique(np.concatenate([lo, hi])))
+    a, b = part[lo].astype(np.float64), part[hi].astype(np.float64)
+    return a + (b - a) * (ranks - lo)
+
+
+def _percentiles_torch(flat: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
+    # On a GPU a sort-based quantile is fast and avoids copying the activations to the host.
+    q = torch.tensor([q / 100.0 for q in qs], device=flat.device, dtype=flat.dtype)
+    return torch.quantile(flat, q).cpu().numpy().astype(np.float64)
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module, bn_stats: str):
+    """BN normalises with batch statistics ("batch") or its running statistics ("running"), and updates nothing."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in bns]
+    try:
+        for m in bns:
+            if bn_stats == "batch":
+                m.train()
+                m.track_running_stats = False  # no running-stat or num_batches_tracked update
+            else:
+                m.eval()
+        yield
+    finally:
+        for m, (training, track) in zip(bns, saved):
+            m.train(training)
+            m.track_running_stats = track
+
+
+class ActivationProbe:
+    """Records the inputs of the model's tap modules on a fixed batch and reduces them to percentiles.
+
+    Two views per layer: "unit", one fixed unit's distribution over the probe batch (the paper's
+    "typical sigmoid"), and "pooled", all units of the layer together (the article's notebook).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x_probe: torch.Tensor,
+        unit: int = 0,
+        qs: Iterable[float] = (15, 50, 85),
+        bn_stats: str = "batch",
+    ):
+        self.model, self.x_probe, self.unit = model, x_probe, unit
+        self.qs, self.bn_stats = list(qs), bn_stats
+        self.taps = model.taps()
+
+    def capture(self) -> dict[str, torch.Tensor]:
+        captured: dict[str, torch.Tensor] = {}
+        hooks = [
+            module.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
+            for name, module in self.taps.items()
+        ]
+        try:
+            with torch.no_grad(), frozen_bn_stats(self.model, self.bn_stats):
+                self.model(self.x_probe)
+        finally:
+            for h in hooks:
+                h.remove()
+        return captured
+
+    def __call__(self) -> dict[str, float]:
+        out = {}
+        for name, act in self.capture().items():
+            for view, values in (("unit", act[:, self.unit]), ("pooled", act)):
+                for q, v in zip(self.qs, percentiles(values, self.qs)):
+                    out[metric_key(name, view, q)] = float(v)
+        return out
+
+
+def metric_key(layer: str, view: str, q: float) -> str:
+    return f"act/{layer}/{view}/p{q:g}"

@@ -1,0 +1,282 @@
+"""The training loop every experiment shares: data as device tensors, index-slice batches, and
+evaluation, probes and logging on fixed cadences. Writes metrics.parquet, config_resolved.yaml and
+run.json into the run folder, whatever happens (completed, diverged, failed or interrupted)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from functools import reduce
+from math import gcd
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from bnrepro.config import validate, validate_against_data
+from bnrepro.data import BatchSampler, Split, generator, load_dataset
+from bnrepro.logger import NullLogger, build_logger
+from bnrepro.metrics import MetricStore
+from bnrepro.models import build_model
+from bnrepro.optim import build_optimizer
+from bnrepro.probes import ActivationProbe
+from bnrepro.runinfo import environment, now, save_code_diff, write_json
+
+log = logging.getLogger("bnrepro")
+
+CHECKPOINT_METRICS_EVERY_S = 60.0  # rewrite metrics.parquet at most this often, so a killed run keeps its past
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from bnrepro import ConfigError
+
+        raise ConfigError("device=cuda but no CUDA device is available (use device=auto or device=cpu)")
+    return torch.device(name)
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The columns that say which run a metric row belongs to."""
+    return {
+        "experiment": cfg.experiment_name,
+        "variant": cfg.model.norm,
+        "lr": float(cfg.optim.lr),
+        "seed": int(cfg.seed),
+        "batch_size": int(cfg.trainer.batch_size),
+        "momentum": float(cfg.optim.momentum),
+        "init": cfg.model.init,
+        "max_steps": int(cfg.trainer.max_steps),
+    }
+
+
+def run_name(cfg: DictConfig) -> str:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        name = HydraConfig.get().job.override_dirname
+        if name:
+            return name
+    except (ImportError, ValueError):
+        pass
+    return f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}"
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(split.eval_input)
+        loss = F.cross_entropy(out, split.y)
+        acc = (out.argmax(1) == split.y).float().mean()
+    finally:
+        model.train(was_training)
+    return {"loss": float(loss), "acc": float(acc)}
+
+
+def build_probe(cfg: DictConfig, model: torch.nn.Module, test: Split) -> ActivationProbe | None:
+    if not cfg.trainer.probe_every:
+        return None
+    # Drawn once, from its own RNG stream, so that probing never shifts the training data order.
+    g = generator(cfg.seed, "probe-batch")
+    idx = torch.randperm(len(test), generator=g)[: cfg.probe.batch_size].to(test.x.device)
+    x = test.x.index_select(0, idx)
+    if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
+        x = x.to_sparse_csr()
+    return ActivationProbe(model, x, unit=cfg.probe.unit, qs=cfg.probe.percentiles, bn_stats=cfg.probe.bn_stats)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """A cluster scheduler's SIGTERM ends the run like Ctrl-C: metrics and run.json are still written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Run one job; return its run.json content. Raises on failure after writing what it has."""
+    t_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    save_code_diff(run_dir)
+    info: dict = {"status": "failed", "started_at": now(), "run_dir": str(run_dir), **environment()}
+    store = MetricStore(identity(cfg))
+    logger = NullLogger()
+    loop = None
+    try:
+        with sigterm_as_interrupt():
+            validate(cfg)
+            if cfg.trainer.threads:
+                torch.set_num_threads(cfg.trainer.threads)
+            device = resolve_device(cfg.device)
+            info.update(device=str(device), threads=torch.get_num_threads())
+            data = load_dataset(cfg.data, device)
+            info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
+            validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
+
+            torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
+            model = build_model(cfg.model).to(device)
+            opt = build_optimizer(cfg.optim, model)
+            sampler = BatchSampler(data.train, cfg.trainer.batch_size, generator(cfg.seed, "data-order"))
+            probe = build_probe(cfg, model, data.test)
+            info["probe_unit"] = cfg.probe.unit if probe else None
+            logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
+            loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir)
+            info["status"] = loop.run()
+    except KeyboardInterrupt as e:
+        info["error"] = f"interrupted ({e})" if str(e) else "interrupted"
+        raise
+    except Exception as e:
+        info["error"] = f"{type(e).__name__}: {e}"
+        info["traceback"] = traceback.format_exc()
+        raise
+    finally:
+        if loop is not None:
+            info.update(loop.summary())
+            torch.save(loop.model.state_dict(), run_dir / "model_final.pt")
+        info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
+        store.write(run_dir / "metrics.parquet")
+        write_json(run_dir / "run.json", info)
+        logger.finish(exit_code=0 if info["status"] != "failed" else 1)
+    return info
+
+
+class Loop:
+    def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir):
+        self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
+        self.data, self.probe, self.store, self.logger, self.run_dir = data, probe, store, logger, Path(run_dir)
+        t = cfg.trainer
+        self.max_steps, self.batch_size = t.max_steps, t.batch_size
+        self.log_every, self.eval_every, self.probe_every = t.log_every, t.eval_every, t.probe_every
+        self.wandb_every = cfg.logger.get("log_every", 0) if not isinstance(logger, NullLogger) else 0
+        self.progress_every = t.progress_every or max(1, self.max_steps // 20)
+        # The loop body checks one modulus; every cadence is a multiple of it.
+        cadences = [c for c in (self.log_every, self.eval_every, self.probe_every, self.wandb_every) if c]
+        self.tick = reduce(gcd, cadences + [self.progress_every])
+        device = data.train.x.device
+        # Per-step loss and correct counts stay on the device: no host sync inside the step.
+        self.losses = torch.zeros(self.max_steps, device=device)
+        self.correct = torch.zeros(self.max_steps, dtype=torch.int64, device=device)
+        self.steps_done, self.flushed, self.wandb_flushed = 0, 0, 0
+        self.diverged_at: int | None = None
+        self.last_test: dict[str, float] = {}
+        self.best_test_acc = float("nan")
+        self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "log_s": 0.0}
+        self._last_write = time.perf_counter()
+        self._t_loop = None
+
+    # ------------------------------------------------------------------ the step
+    def run(self) -> str:
+        model, opt, sampler, losses, correct = self.model, self.opt, self.sampler, self.losses, self.correct
+        model.train()
+        self.events(0)
+        self._t_loop = time.perf_counter()
+        try:
+            for step in range(1, self.max_steps + 1):
+                x, y = sampler.next()
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses[step - 1] = loss.detach()
+                correct[step - 1] = (out.detach().argmax(1) == y).sum()
+                self.steps_done = step
+                if (step % self.tick == 0 or step == self.max_steps) and not self.events(step):
+                    return "diverged"
+        finally:
+            self.timings["train_loop_s"] = time.perf_counter() - self._t_loop
+        return "completed"
+
+    # ------------------------------------------------------------------ everything else
+    def events(self, step: int) -> bool:
+        """Metrics, evaluation, probes and logging due at `step`. Returns False once the run has diverged."""
+        last = step == self.max_steps
+        payload: dict[str, float] = {}
+        healthy = True
+        t0 = time.perf_counter()
+        if step and (step % self.log_every == 0 or last):
+            window = slice(self.flushed, step)
+            train = {
+                "loss": float(self.losses[window].mean()),
+                "acc": float(self.correct[window].sum()) / (self.batch_size * (step - self.flushed)),
+            }
+            self.flushed = step
+            self.store.add(step, "train", train)
+            healthy = math.isfinite(train["loss"])
+        t1 = time.perf_counter()
+        if self.eval_every and (step % self.eval_every == 0 or last or not healthy):
+            test = evaluate(self.model, self.data.test)
+            self.store.add(step, "test", test)
+            payload.update({f"test/{k}": v for k, v in test.items()})
+            self.last_test = test
+            if test["acc"] > self.best_test_acc or math.isnan(self.best_test_acc):
+                self.best_test_acc = test["acc"]
+            healthy = healthy and math.isfinite(test["loss"])
+        t2 = time.perf_counter()
+        if self.probe and healthy and (step % self.probe_every == 0 or last):
+            acts = self.probe()
+            self.store.add(step, "probe", acts)
+            payload.update(acts)
+        t3 = time.perf_counter()
+        if self.wandb_every and (step % self.wandb_every == 0 or last or not healthy):
+            # One call per W&B cadence (a call costs ~0.3 ms): training metrics as means since the previous
+            # call, plus whatever evaluation and probes ran at this step. metrics.parquet keeps every record.
+            if step > self.wandb_flushed:
+                window = slice(self.wandb_flushed, step)
+                payload["train/loss"] = float(self.losses[window].mean())
+                payload["train/acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.wandb_flushed))
+                self.wandb_flushed = step
+            self.logger.log(payload, step=step)
+        if step and (step % self.progress_every == 0 or last or not healthy):
+            self.progress(step)
+        if time.perf_counter() - self._last_write > CHECKPOINT_METRICS_EVERY_S:
+            self.store.write(self.run_dir / "metrics.parquet")
+            self._last_write = time.perf_counter()
+        t4 = time.perf_counter()
+        self.timings["eval_s"] += t2 - t1
+        self.timings["probe_s"] += t3 - t2
+        self.timings["log_s"] += (t1 - t0) + (t4 - t3)
+        if not healthy:
+            self.diverged_at = step
+            log.warning("[%s] diverged at step %d (non-finite loss): stopping, recorded as 'diverged'",
+                        run_name(self.cfg), step)
+        return healthy
+
+    def progress(self, step: int) -> None:
+        elapsed = time.perf_counter() - self._t_loop
+        test = f" test_acc {self.last_test['acc']:.4f}" if self.last_test else ""
+        train_loss = float(self.losses[max(0, step - self.log_every) : step].mean())
+        log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4f%s | %.0f steps/s",
+                 run_name(self.cfg), step, self.max_steps, 100 * step / max(1, self.max_steps),
+                 train_loss, test, step / max(elapsed, 1e-9))
+
+    def summary(self) -> dict:
+        return {
+            "steps_done": self.steps_done,
+            "max_steps": self.max_steps,
+            "diverged_at_step": self.diverged_at,
+            "final_test_acc": self.last_test.get("acc"),
+            "final_test_loss": self.last_test.get("loss"),
+            "best_test_acc": None if math.isnan(self.best_test_acc) else self.best_test_acc,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }

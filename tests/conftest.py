@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """MNIST's IDX format: magic (0x0801 labels / 0x0803 images), big-endian dims, then uint8 data."""
+    magic = 0x0801 if array.ndim == 1 else 0x0803
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_synthetic_mnist(root: Path, n_train: int = 1200, n_test: int = 400, seed: int = 0) -> Path:
+    """Small, learnable stand-in: each class lights up its own 4x4 patch, plus noise."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = rng.integers(0, 10, n)
+        x = (rng.random((n, 28, 28)) < 0.1) * rng.integers(0, 256, (n, 28, 28))
+        for i, c in enumerate(y):
+            r, col = 4 + 4 * (c // 5) * 2, 2 + 5 * (c % 5)
+            x[i, r : r + 4, col : col + 4] = 255
+        write_idx_gz(raw / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx_gz(raw / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    return write_synthetic_mnist(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def mnist_data(tmp_path_factory, synthetic_root) -> dict:
+    """The real MNIST from ../shared/datasets when present, otherwise small IDX files written here.
+
+    Returns data-config overrides and whether the data is the real thing."""
+    if (SHARED / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file():
+        return {"overrides": [f"data.root={SHARED}"], "real": True}
+    return {"overrides": [f"data.root={synthetic_root}", "data.allow_unofficial=true"], "real": False}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "cache"  # shared by the session: decoded once
+    monkeypatch.setenv("BNREPRO_CACHE", str(cache))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("BNREPRO_DATA", raising=False)
+
+
+def make_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def small_overrides(data: dict, steps: int = 200) -> list[str]:
+    """The real experiment config, shrunk: few steps, frequent evaluation and probes, no W&B."""
+    return ["experiment=mnist_bn", f"trainer.max_steps={steps}", "trainer.eval_every=50",
+            "trainer.probe_every=20", "logger=none", *data["overrides"]]
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300, env_extra: dict | None = None):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)

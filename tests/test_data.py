@@ -1,0 +1,95 @@
+import gzip
+import os
+import stat
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from bnrepro import DataError
+from bnrepro.data import (MNIST_GZ_MD5, BatchSampler, Split, generator, load_dataset, load_mnist, locate_mnist,
+                          stream_seed)
+from tests.conftest import SHARED, write_synthetic_mnist
+
+
+def data_cfg(root, cache, **kw):
+    return OmegaConf.create({"name": "mnist", "root": str(root), "cache_dir": str(cache), "download": False,
+                             "normalize": False, "sparse_eval": "auto", "allow_unofficial": False, **kw})
+
+
+def test_checksums_are_torchvisions():
+    from torchvision.datasets import MNIST
+
+    assert dict(MNIST.resources) == MNIST_GZ_MD5
+
+
+def test_missing_data_names_the_path_and_the_variable(tmp_path):
+    with pytest.raises(DataError) as e:
+        locate_mnist(data_cfg(tmp_path / "nowhere", tmp_path / "cache", download=True))
+    msg = str(e.value)
+    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in msg and "BNREPRO_DATA" in msg
+
+
+def test_corrupt_gz_fails_on_the_checksum(tmp_path):
+    root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
+    with pytest.raises(DataError, match="md5"):
+        load_mnist(data_cfg(root, tmp_path / "cache"), torch.device("cpu"))
+
+
+def test_unofficial_files_load_only_when_allowed_and_are_marked(tmp_path):
+    root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
+    with pytest.warns(UserWarning, match="UNOFFICIAL"):
+        ds = load_mnist(data_cfg(root, tmp_path / "cache", allow_unofficial=True), torch.device("cpu"))
+    assert ds.official is False
+    assert ds.train.x.shape == (60, 784) and ds.test.y.shape == (20,)
+    assert ds.train.x.dtype == torch.float32 and 0 <= ds.train.x.min() and ds.train.x.max() <= 1
+
+
+def test_truncated_gz_is_a_clear_error(tmp_path):
+    root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
+    gz = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:100])
+    with pytest.raises(DataError, match="train-images"), pytest.warns(UserWarning):
+        load_mnist(data_cfg(root, tmp_path / "cache", allow_unofficial=True), torch.device("cpu"))
+
+
+def test_read_only_root_is_never_written(tmp_path):
+    root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
+    raw = root / "MNIST" / "raw"
+    before = sorted(os.listdir(raw))
+    raw.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.warns(UserWarning):
+            found, _ = locate_mnist(data_cfg(root, tmp_path / "cache", allow_unofficial=True))
+    finally:
+        raw.chmod(stat.S_IRWXU)
+    assert sorted(os.listdir(raw)) == before
+    assert found == (tmp_path / "cache" / "mnist").resolve()
+    assert (found / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+@pytest.mark.skipif(not (SHARED / "MNIST" / "raw").is_dir(), reason="needs ../shared/datasets")
+def test_real_mnist_is_official_and_complete(tmp_path):
+    ds = load_dataset(data_cfg(SHARED, tmp_path / "cache"), torch.device("cpu"))
+    assert ds.official
+    assert (len(ds.train), len(ds.test)) == (60000, 10000)
+    assert torch.bincount(ds.test.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert ds.test.x_eval is not None and ds.test.x_eval.layout == torch.sparse_csr  # sparse eval on CPU
+
+
+def test_sampler_epochs_are_permutations_and_reproducible():
+    split = Split(x=torch.arange(50.0).unsqueeze(1), y=torch.arange(50))
+    def epoch(seed):
+        s = BatchSampler(split, 10, generator(seed, "data-order"))
+        return [s.next()[1] for _ in range(5)], s
+    batches, s = epoch(0)
+    assert sorted(torch.cat(batches).tolist()) == list(range(50))
+    assert all(torch.equal(a, b) for a, b in zip(batches, epoch(0)[0]))
+    assert not all(torch.equal(a, b) for a, b in zip(batches, epoch(1)[0]))
+    nxt = s.next()[1]  # a new epoch draws a new permutation
+    assert s.epoch == 2 and len(nxt) == 10
+
+
+def test_streams_are_independent():
+    assert stream_seed(0, "data-order") != stream_seed(0, "probe-batch")
+    assert stream_seed(0, "data-order") != stream_seed(1, "data-order")

@@ -1,0 +1,48 @@
+import pytest
+import torch
+from torch import nn
+
+from bnrepro.models import MLP, build_model
+from tests.conftest import make_cfg
+
+
+def test_shapes_and_layout_follow_the_paper():
+    model = build_model(make_cfg("experiment=mnist_bn", "model.norm=batch").model)
+    assert model(torch.rand(7, 784)).shape == (7, 10)
+    assert [b.linear.out_features for b in model.blocks] == [100, 100, 100]
+    for block in model.blocks:  # Linear -> BN -> sigmoid: BN sits right before the nonlinearity
+        assert [type(m) for m in block] == [nn.Linear, nn.BatchNorm1d, nn.Sigmoid]
+    assert list(model.taps()) == ["layer1", "layer2", "layer3"]
+
+
+def test_without_bn_has_no_normalisation():
+    model = MLP(norm="none")
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert all(isinstance(b.norm, nn.Identity) for b in model.blocks)
+
+
+def test_taps_are_the_sigmoid_inputs():
+    model = MLP(norm="batch").eval()
+    seen = {}
+    for name, mod in model.taps().items():
+        mod.register_forward_pre_hook(lambda m, a, name=name: seen.__setitem__(name, a[0]))
+    x = torch.rand(5, 784)
+    model(x)
+    expected = model.blocks[0].norm(model.blocks[0].linear(x))
+    torch.testing.assert_close(seen["layer1"], expected)
+
+
+@pytest.mark.parametrize("std", [0.01, 0.5])
+def test_gaussian_init_has_the_configured_std(std):
+    torch.manual_seed(0)
+    w = MLP(init="gaussian", init_std=std).blocks[0].linear.weight
+    assert abs(w.std().item() - std) / std < 0.02
+    assert abs(w.mean().item()) < 0.05 * std
+
+
+def test_glorot_init_respects_its_bound():
+    torch.manual_seed(0)
+    w = MLP(init="glorot").blocks[0].linear.weight
+    bound = (6 / (784 + 100)) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert all((b.linear.bias == 0).all() for b in MLP(init="glorot").blocks)

@@ -1,0 +1,39 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnrepro.models import MLP
+from bnrepro.optim import FlatSGD
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"momentum": 0.9},
+    {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    {"momentum": 0.5, "dampening": 0.3},
+])
+def test_flat_sgd_is_bitwise_torch_sgd(kw):
+    torch.manual_seed(0)
+    a, b = MLP(norm="batch", hidden=(16, 8)), MLP(norm="batch", hidden=(16, 8))
+    b.load_state_dict(a.state_dict())
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1, **kw)
+    opt_b = FlatSGD(b.parameters(), lr=0.1, **kw)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(15):
+        x, y = torch.rand(12, 784, generator=g), torch.randint(0, 10, (12,), generator=g)
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_parameters_are_views_of_one_buffer():
+    model = MLP(hidden=(4,))
+    opt = FlatSGD(model.parameters(), lr=1.0)
+    opt.flat.add_(1.0)
+    assert all((p == p.detach().clone()).all() for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == opt.flat.numel()
+    model.head.weight.data.fill_(3.0)
+    assert (opt.flat == 3.0).sum() >= model.head.weight.numel()

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from bnrepro.models import MLP
+from bnrepro.probes import ActivationProbe
+from bnrepro.train import train
+from tests.conftest import make_cfg, small_overrides
+
+
+def _state(run_dir):
+    return torch.load(run_dir / "model_final.pt", weights_only=True)
+
+
+def test_probes_leave_training_bitwise_unchanged(tmp_path, mnist_data):
+    """Same seed, with and without probes (and with a different probe cadence): identical weights and BN buffers."""
+    base = [*small_overrides(mnist_data, steps=150), "model.norm=batch", "trainer.eval_every=50"]
+    states = []
+    for i, probe_every in enumerate([0, 10, 7]):
+        train(make_cfg(*base, f"trainer.probe_every={probe_every}"), tmp_path / str(i))
+        states.append(_state(tmp_path / str(i)))
+    for other in states[1:]:
+        assert other.keys() == states[0].keys()
+        for k in states[0]:
+            assert torch.equal(states[0][k], other[k]), k
+    assert states[0]["blocks.0.norm.num_batches_tracked"].item() == 150
+
+
+def test_probe_reads_batch_statistics_without_updating_them():
+    torch.manual_seed(0)
+    model = MLP(norm="batch", hidden=(8, 8)).train()
+    x = torch.rand(32, 784)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probe = ActivationProbe(model, x, unit=3, qs=[15, 50, 85], bn_stats="batch")
+    values = probe()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training and all(m.track_running_stats for m in model.modules() if hasattr(m, "track_running_stats"))
+    # With batch statistics, the pooled BN output of layer 1 is standardised: its median is near 0.
+    with torch.no_grad():
+        z = model.blocks[0].norm(model.blocks[0].linear(x))
+    np.testing.assert_allclose(values["act/layer1/pooled/p50"], np.percentile(z.numpy(), 50), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(values["act/layer1/unit/p85"], np.percentile(z[:, 3].numpy(), 85), rtol=1e-5, atol=1e-6)
+    assert set(values) == {f"act/layer{i}/{v}/p{q}" for i in (1, 2) for v in ("unit", "pooled") for q in (15, 50, 85)}
+
+
+@pytest.mark.parametrize("bn_stats", ["running"])
+def test_probe_with_running_statistics_matches_eval_mode(bn_stats):
+    torch.manual_seed(0)
+    model = MLP(norm="batch", hidden=(8,))
+    model.blocks[0].norm.running_mean.fill_(0.3)
+    x = torch.rand(16, 784)
+    values = ActivationProbe(model, x, unit=0, qs=[50], bn_stats=bn_stats)()
+    model.eval()
+    with torch.no_grad():
+        z = model.blocks[0].norm(model.blocks[0].linear(x))
+    np.testing.assert_allclose(values["act/layer1/unit/p50"], np.percentile(z[:, 0].numpy(), 50), rtol=1e-5)
+    assert model.blocks[0].norm.running_mean[0].item() == pytest.approx(0.3)

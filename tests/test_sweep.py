@@ -1,0 +1,34 @@
+"""(lr=1e38 overflows the logits to inf within a few steps; a sigmoid MLP survives even 1e30.)
+A diverging job is a result: recorded as 'diverged', it never stops the sweep, and the sweep figure shows it."""
+
+import json
+import math
+
+import pandas as pd
+
+from bnrepro.collect import write_results
+from bnrepro.figures import sweep as sweep_fig
+from tests.conftest import run_cli
+
+
+def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, mnist_data):
+    out = tmp_path / "sweep"
+    res = run_cli("-m", "experiment=mnist_lr_sweep", "model.norm=none", "optim.lr=1e38,0.1", "trainer.max_steps=200",
+                  "trainer.eval_every=100", "trainer.probe_every=50", "logger=none",
+                  f"hydra.sweep.dir={out}", *mnist_data["overrides"])
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    infos = {json.loads((out / j / "run.json").read_text())["status"]: j for j in ("0", "1")}
+    assert set(infos) == {"diverged", "completed"}
+    diverged = json.loads((out / infos["diverged"] / "run.json").read_text())
+    assert diverged["steps_done"] < 200 and diverged["diverged_at_step"] == diverged["steps_done"]
+    m = pd.read_parquet(out / infos["diverged"] / "metrics.parquet")
+    last_loss = m[(m["split"] == "train") & (m["metric"] == "loss")]["value"].iloc[-1]
+    assert not math.isfinite(last_loss)  # the NaN/inf is kept as the result
+
+    results = tmp_path / "results"
+    write_results([out], results)
+    paths = sweep_fig.draw(results)
+    assert {p.name for p in paths} == {"fig_lr_sweep.png", "fig_lr_sweep.pdf"}
+    table = pd.read_csv(results / "sweep_summary.csv")
+    assert table.set_index("lr").loc[1e38, "diverged"] and not table.set_index("lr").loc[0.1, "diverged"]

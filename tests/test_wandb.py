@@ -1,0 +1,77 @@
+"""W&B: offline by default, one run per job holding the logged keys; unreachable online mode falls back."""
+
+import json
+import struct
+import time
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def wandb_history(run_file: Path):
+    """Decode W&B's offline run file (LevelDB-style log of protobuf records) into history rows."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, buf, rows = run_file.read_bytes(), 7, b"", []
+    assert data[:4] == b":W&B"
+    records = []
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            buf = chunk
+        elif kind == 3:
+            buf += chunk
+        elif kind == 4:
+            records.append(buf + chunk)
+    for raw in records:
+        r = pb.Record()
+        r.ParseFromString(raw)
+        if r.WhichOneof("record_type") == "history":
+            rows.append({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in r.history.item})
+    return rows
+
+
+def _run_files(run_dir: Path):
+    return sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+
+
+def test_offline_run_holds_the_logged_keys(tmp_path, mnist_data):
+    res = run_cli("experiment=mnist_bn", "trainer.max_steps=100", "trainer.eval_every=50", "trainer.probe_every=25",
+                  "logger.log_every=50", f"hydra.run.dir={tmp_path}", *mnist_data["overrides"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    files = _run_files(tmp_path)
+    assert len(files) == 1  # one run per job
+    rows = wandb_history(files[0])
+    steps = [r["_step"] for r in rows]
+    assert steps == [0, 50, 100]
+    last = rows[-1]
+    for key in ("train/loss", "train/acc", "test/acc", "test/loss", "act/layer3/pooled/p15",
+                "act/layer3/unit/p85", "act/layer1/pooled/p50"):
+        assert key in last, key
+    assert 0 <= last["test/acc"] <= 1 and last["act/layer3/pooled/p15"] <= last["act/layer3/pooled/p85"]
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "completed"
+
+
+def test_unreachable_online_mode_falls_back_to_offline_quickly(tmp_path, mnist_data):
+    t = time.perf_counter()
+    # Port 9 on loopback refuses at once: the same answer as a machine without network.
+    res = run_cli("experiment=mnist_bn", "trainer.max_steps=20", "logger.mode=online", f"hydra.run.dir={tmp_path}",
+                  *mnist_data["overrides"], env_extra={"WANDB_MODE": None, "WANDB_BASE_URL": "http://127.0.0.1:9"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "logging offline instead" in res.stdout + res.stderr
+    assert len(_run_files(tmp_path)) == 1
+    assert time.perf_counter() - t < 60
+
+
+def test_logger_none_writes_no_wandb_run(tmp_path, mnist_data):
+    res = run_cli("experiment=mnist_bn", "trainer.max_steps=20", "logger=none", f"hydra.run.dir={tmp_path}",
+                  *mnist_data["overrides"])
+    assert res.returncode == 0 and not (tmp_path / "wandb").exists()
