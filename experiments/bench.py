@@ -1,0 +1,158 @@
+"""Speed of the MNIST experiment on this machine: `make bench`. Prints ratios; writes results/bench/mnist.json.
+
+Every number comes from real processes of the real entry point (or, for the baseline, of
+experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
+writes to its run.json.
+
+    python experiments/bench.py            # full: ~6 minutes
+    python experiments/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(ROOT / "experiments" / "train.py")]
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+    t = time.perf_counter()
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return wall, res.stdout + res.stderr
+
+
+def run_infos(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("run.json"))]
+
+
+def single(tmp: Path, name: str, steps: int, *overrides: str) -> tuple[float, dict]:
+    wall, _ = timed([*TRAIN, "experiment=mnist_bn", f"trainer.max_steps={steps}", f"hydra.run.dir={tmp / name}",
+                     *overrides])
+    return wall, run_infos(tmp / name)[0]
+
+
+def pair(tmp: Path, name: str, steps: int, *overrides: str, parallel: bool = True) -> tuple[float, list[dict]]:
+    launcher = ["hydra/launcher=parallel"] if parallel else []
+    wall, _ = timed([*TRAIN, "-m", "experiment=mnist_bn", "model.norm=none,batch", f"trainer.max_steps={steps}",
+                     f"hydra.sweep.dir={tmp / name}", *launcher, *overrides])
+    return wall, run_infos(tmp / name)
+
+
+def typical(steps: int, root: str) -> dict:
+    _, out = timed([sys.executable, str(ROOT / "experiments" / "baselines" / "typical_loop.py"),
+                    "--steps", str(steps), "--root", root])
+    m = re.search(r"loop_s=([\d.]+) process_s=([\d.]+)", out)
+    return {"steps": steps, "loop_s": float(m.group(1)), "process_s": float(m.group(2))}
+
+
+def bookkeeping_s_per_step(n: int = 20000) -> float:
+    """What the loop does every step for the training metrics (it runs in the 'bare' run too, so it is
+    measured here and counted as logging overhead)."""
+    torch.set_num_threads(1)
+    out, y, loss = torch.randn(60, 10), torch.randint(0, 10, (60,)), torch.tensor(0.5)
+    losses, correct = torch.zeros(n), torch.zeros(n, dtype=torch.int64)
+    t = time.perf_counter()
+    for i in range(n):
+        losses[i] = loss.detach()
+        correct[i] = (out.detach().argmax(1) == y).sum()
+    return (time.perf_counter() - t) / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
+    args = p.parse_args()
+    scale = 0.02 if args.quick else 1.0
+    n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
+    typical_steps = (100, 200) if args.quick else (1500, 3000)
+
+    from omegaconf import OmegaConf
+
+    from bnrepro.data import locate_mnist
+
+    hydra_data = OmegaConf.load(ROOT / "configs" / "data" / "mnist.yaml")
+    data_root, _ = locate_mnist(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
+
+    r: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                           "processor": platform.processor() or platform.machine()}, "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        print(f"[1/5] logging overhead: BN, {n_overhead} steps, 1 thread, bare vs eval/250 + probes/50 + W&B offline")
+        _, bare = single(tmp, "bare", n_overhead, "trainer.threads=1", "trainer.eval_every=0",
+                         "trainer.probe_every=0", "logger=none")
+        _, full = single(tmp, "full", n_overhead, "trainer.threads=1")
+        bare_s, full_s = bare["timings"]["train_loop_s"], full["timings"]["train_loop_s"]
+        book_s = bookkeeping_s_per_step() * n_overhead
+        r["overhead"] = {
+            "steps": n_overhead, "bare_loop_s": bare_s, "logged_loop_s": full_s,
+            "bare_steps_per_s": n_overhead / (bare_s - book_s), "logged_steps_per_s": n_overhead / full_s,
+            "per_step_metric_bookkeeping_s": book_s,
+            "overhead_share": (full_s - bare_s + book_s) / (bare_s - book_s),
+            "logged_run_breakdown_s": full["timings"],
+        }
+
+        print(f"[2/5] the pair (none + batch), {n_pair} steps each, side by side, 1 thread per job (= make mnist-bn)")
+        wall, infos = pair(tmp, "pair", n_pair)
+        r["pair"] = {"steps": n_pair, "wall_s": wall, "train_loop_s": max(i["timings"]["train_loop_s"] for i in infos),
+                     "jobs": {i["run_dir"].rsplit("/", 1)[-1]: i["timings"] for i in infos}}
+        print(f"[3/5] the pair at the notebook's cadence (eval every 50 steps)")
+        wall, infos = pair(tmp, "pair_nb", n_pair, "trainer.eval_every=50")
+        r["pair_notebook_cadence"] = {"steps": n_pair, "wall_s": wall,
+                                      "train_loop_s": max(i["timings"]["train_loop_s"] for i in infos)}
+
+        print(f"[4/5] two cores: jobs side by side (1 thread each) vs one after another (2 threads each), "
+              f"{n_compare} steps")
+        par_wall, _ = pair(tmp, "cmp_par", n_compare)
+        seq_wall, _ = pair(tmp, "cmp_seq", n_compare, "trainer.threads=2", parallel=False)
+        r["two_cores"] = {"steps": n_compare, "parallel_1_thread_wall_s": par_wall,
+                          "sequential_2_threads_wall_s": seq_wall, "parallel_speedup": seq_wall / par_wall}
+
+        print(f"[5/5] a {n_process}-step BN run as a whole process vs the typical loop")
+        ours_wall, ours = single(tmp, "process", n_process)
+        t1, t2 = (typical(n, str(data_root)) for n in typical_steps)
+        per_step = (t2["process_s"] - t1["process_s"]) / (t2["steps"] - t1["steps"])
+        fixed = t2["process_s"] - per_step * t2["steps"]
+        typical_20k = fixed + per_step * n_process
+        r["vs_typical_loop"] = {
+            "steps": n_process, "ours_process_s": ours_wall, "ours_logger": "wandb offline",
+            "typical_measured": [t1, t2], "typical_ms_per_step": per_step * 1e3, "typical_fixed_s": fixed,
+            "typical_process_s_extrapolated": typical_20k, "speedup": typical_20k / ours_wall,
+            "method": "typical loop timed as whole processes at two step counts; a line through both gives "
+                      "its fixed cost and per-step cost, extrapolated to the same step count",
+        }
+    r["pair"]["meets_75s"] = r["pair"]["train_loop_s"] <= 75
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(r, indent=2) + "\n")
+    o, pr, nb, tc, vt = r["overhead"], r["pair"], r["pair_notebook_cadence"], r["two_cores"], r["vs_typical_loop"]
+    print(f"""
+MNIST benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs){'  [QUICK: not meaningful]' if args.quick else ''}
+  bare training (BN, 1 thread)            {o['bare_steps_per_s']:8.0f} steps/s
+  with eval/probes/W&B                     {o['logged_steps_per_s']:8.0f} steps/s
+  logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%)
+  pair, {pr['steps']} steps each, side by side   {pr['train_loop_s']:8.1f} s training ({pr['wall_s']:.1f} s whole command; target <= 75 s)
+  pair at the notebook's cadence (eval/50) {nb['train_loop_s']:8.1f} s training ({nb['wall_s']:.1f} s whole command)
+  both cores: side by side vs sequential   {tc['parallel_speedup']:8.2f}x  ({tc['parallel_1_thread_wall_s']:.1f} s vs {tc['sequential_2_threads_wall_s']:.1f} s)
+  {vt['steps']}-step BN process                  {vt['ours_process_s']:8.1f} s; typical loop {vt['typical_process_s_extrapolated']:.1f} s ({vt['typical_ms_per_step']:.2f} ms/step)
+  speed-up over the typical loop           {vt['speedup']:8.2f}x  (target >= 8x)
+written to {args.out}""")
+
+
+if __name__ == "__main__":
+    main()

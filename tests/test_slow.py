@@ -1,0 +1,36 @@
+"""Longer checks, excluded from `make test` (run `make test-slow`)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SHARED, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(not (SHARED / "MNIST").is_dir(), reason="needs the real MNIST in ../shared/datasets")
+def test_bn_learns_faster_than_no_bn_on_real_mnist(tmp_path):
+    """The paper's claim at 5k steps: with BN the network is already far more accurate."""
+    res = run_cli("-m", "experiment=mnist_bn", "model.norm=none,batch", "trainer.max_steps=5000",
+                  "trainer.probe_every=0", "logger=none", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path}",
+                  f"data.root={SHARED}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    acc = {}
+    for job in ("0", "1"):
+        info = json.loads((tmp_path / job / "run.json").read_text())
+        acc[job] = info["final_test_acc"]
+    assert acc["1"] > 0.85 and acc["1"] > acc["0"] + 0.1  # job 1 is model.norm=batch
+
+
+def test_bench_runs_end_to_end(tmp_path):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for key in ("overhead", "pair", "pair_notebook_cadence", "two_cores", "vs_typical_loop"):
+        assert key in data
+    assert "speed-up over the typical loop" in res.stdout
