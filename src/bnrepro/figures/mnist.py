@@ -64,13 +64,14 @@ def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
     return p
 
 
-def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str) -> None:
+def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool) -> None:
     order = sorted(d["percentile"].unique(), key=lambda s: float(s[:-2]))
     sns.lineplot(data=d, x="step", y="value", hue="percentile", hue_order=order,
-                 palette="viridis", errorbar=_band(nseeds), ax=ax, legend=True)
+                 palette="viridis", errorbar=_band(nseeds), ax=ax, legend=first)
     ax.set_title(title, fontsize=10)
-    ax.set_ylabel("sigmoid input")
-    ax.legend(title=None, fontsize=7, loc="best")
+    ax.set_ylabel("sigmoid input" if first else "")
+    if first:
+        ax.legend(title="percentile", fontsize=7, title_fontsize=7, loc="best")
 
 
 def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
@@ -84,7 +85,7 @@ def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: 
     for r, (view, vtitle) in enumerate(views):
         for c, variant in enumerate(VARIANT_ORDER):
             d = p[(p["view"] == view) & (p["variant"] == variant)]
-            _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}")
+            _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}", first=c == 0)
         lo = p[p["view"] == view]["value"].min()
         hi = p[p["view"] == view]["value"].max()
         for ax in axes[r]:
@@ -105,7 +106,7 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, uni
         for c, (variant, view) in enumerate(cols):
             d = p[(p["layer"] == layer) & (p["variant"] == variant) & (p["view"] == view)]
             vname = "typical unit" if view == "unit" else "pooled"
-            _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}")
+            _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}", first=c == 0)
     fig.suptitle("Every hidden layer: 15/50/85th percentiles of the sigmoid input over training")
     return save(fig, out, "fig4_hidden_layers", provenance(runs, "probe: fixed test batch"))
 
