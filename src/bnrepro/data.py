@@ -106,16 +106,8 @@ class BatchSampler:
 # --------------------------------------------------------------------------- files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -155,7 +147,7 @@ def _missing_error(raw: Path, missing: list[str]) -> DataError:
 
 
 def _idx_digests(folder: Path) -> dict[str, str]:
-    return {name: _sha256(folder / name) for name in MNIST_IDX_SHA256}
+    return {name: _file_digest(folder / name, "sha256") for name in MNIST_IDX_SHA256}
 
 
 def _unofficial(what: str, allow: bool) -> None:
@@ -173,7 +165,7 @@ def _unofficial(what: str, allow: bool) -> None:
 def _check_gz(src_raw: Path, allow: bool) -> bool:
     """True when every .gz matches the official md5."""
     bad = [f"{src_raw / n} has md5 {got}, expected the official {md5}"
-           for n, md5 in MNIST_GZ_MD5.items() if (got := _md5(src_raw / n)) != md5]
+           for n, md5 in MNIST_GZ_MD5.items() if (got := _file_digest(src_raw / n, "md5")) != md5]
     if bad:
         _unofficial("; ".join(bad), allow)
     return not bad

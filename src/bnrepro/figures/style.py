@@ -34,7 +34,7 @@ def provenance(runs: pd.DataFrame, extra: str = "") -> str:
 
 
 def save(fig: plt.Figure, out_dir: Path, name: str, footnote: str) -> list[Path]:
-    fig.text(0.005, 0.003, footnote, fontsize=7, color="0.4", ha="left", va="bottom")
+    fig.text(0.005, -0.01, footnote, fontsize=7, color="0.4", ha="left", va="top")  # below the axes labels
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
