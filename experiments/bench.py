@@ -4,7 +4,7 @@ Every number comes from real processes of the real entry point (or, for the base
 experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
 writes to its run.json.
 
-    python experiments/bench.py            # full: ~6 minutes
+    python experiments/bench.py            # full: ~8 minutes
     python experiments/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
 """
 
@@ -40,10 +40,19 @@ def run_infos(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("run.json"))]
 
 
+REPEATS = 2  # this VM's timings swing by 10-30% between identical runs: report the best of a few
+
+
 def single(tmp: Path, name: str, steps: int, *overrides: str) -> tuple[float, dict]:
-    wall, _ = timed([*TRAIN, "experiment=mnist_bn", f"trainer.max_steps={steps}", f"hydra.run.dir={tmp / name}",
-                     *overrides])
-    return wall, run_infos(tmp / name)[0]
+    """The fastest of REPEATS identical runs, by training-loop time (whole-process wall time alongside)."""
+    best = None
+    for i in range(REPEATS):
+        wall, _ = timed([*TRAIN, "experiment=mnist_bn", f"trainer.max_steps={steps}",
+                         f"hydra.run.dir={tmp / f'{name}{i}'}", *overrides])
+        info = run_infos(tmp / f"{name}{i}")[0]
+        if best is None or wall < best[0]:
+            best = (wall, info)
+    return best
 
 
 def pair(tmp: Path, name: str, steps: int, *overrides: str, parallel: bool = True) -> tuple[float, list[dict]]:
@@ -89,7 +98,7 @@ def main() -> None:
     hydra_data = OmegaConf.load(ROOT / "configs" / "data" / "mnist.yaml")
     data_root, _ = locate_mnist(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
 
-    r: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    r: dict = {"repeats": REPEATS, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()}, "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
         tmp = Path(tmp_s)
