@@ -93,3 +93,23 @@ def test_sampler_epochs_are_permutations_and_reproducible():
 def test_streams_are_independent():
     assert stream_seed(0, "data-order") != stream_seed(0, "probe-batch")
     assert stream_seed(0, "data-order") != stream_seed(1, "data-order")
+
+
+def _load_in_subprocess(args):
+    root, cache = args
+    import warnings as w
+
+    w.simplefilter("ignore")
+    ds = load_mnist(data_cfg(root, cache, allow_unofficial=True), torch.device("cpu"))
+    return len(ds.train)
+
+
+def test_parallel_jobs_can_fill_an_empty_cache_at_once(tmp_path):
+    """The first `make mnist-bn` on a machine starts both jobs at once on an empty cache."""
+    import multiprocessing as mp
+
+    root = write_synthetic_mnist(tmp_path / "root", n_train=3000, n_test=500)
+    with mp.get_context("spawn").Pool(4) as pool:
+        sizes = pool.map(_load_in_subprocess, [(root, tmp_path / "cache")] * 4)
+    assert sizes == [3000] * 4
+    assert not list((tmp_path / "cache").rglob("*.part")) and not list((tmp_path / "cache").rglob("*.tmp"))

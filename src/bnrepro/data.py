@@ -175,7 +175,7 @@ def _unpack_gz(src_raw: Path, dst_raw: Path) -> None:
     dst_raw.mkdir(parents=True, exist_ok=True)
     for gz_name in MNIST_GZ_MD5:
         target = dst_raw / gz_name[: -len(".gz")]
-        tmp = target.with_suffix(".part")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.part")  # parallel jobs may unpack at once
         try:
             with gzip.open(src_raw / gz_name, "rb") as fin, open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)
@@ -237,7 +237,7 @@ def _read_mnist(root: Path, cache_dir: Path, digests: dict[str, str]) -> dict[st
     except (RuntimeError, ValueError, AssertionError) as e:
         raise DataError(f"cannot parse the MNIST files in {root / 'MNIST' / 'raw'}: {e}") from e
     if _writable(cache.parent):
-        tmp = cache.with_name(cache.name + ".tmp")
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # parallel jobs may write at once
         torch.save({"digest": _tensor_digest(tensors), "tensors": tensors}, tmp)
         os.replace(tmp, cache)
     return tensors

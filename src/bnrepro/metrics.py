@@ -51,7 +51,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write atomically: an interrupted write never leaves a truncated file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
