@@ -93,10 +93,14 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
+    from bnrepro import BnreproError
     from bnrepro.data import locate_mnist
 
     hydra_data = OmegaConf.load(ROOT / "configs" / "data" / "mnist.yaml")
-    data_root, _ = locate_mnist(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
+    try:
+        data_root, _ = locate_mnist(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
+    except BnreproError as e:
+        sys.exit(f"bench: {e}")
 
     r: dict = {"repeats": REPEATS, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()}, "quick": args.quick}

@@ -19,6 +19,7 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("logger.mode=sometimes", "logger.mode"),
     ("optim.momentum=1.5", "optim.momentum"),
     ("device=tpu", "device"),
+    ("data.root=''", "data.root"),
 ])
 def test_invalid_values_name_the_key(override, key):
     cfg = make_cfg("experiment=mnist_bn", override)

@@ -25,7 +25,9 @@ def test_bn_learns_faster_than_no_bn_on_real_mnist(tmp_path):
     assert acc["1"] > 0.85 and acc["1"] > acc["0"] + 0.1  # job 1 is model.norm=batch
 
 
-def test_bench_runs_end_to_end(tmp_path):
+@pytest.mark.skipif(not (SHARED / "MNIST").is_dir(), reason="the benchmark runs on the real MNIST")
+def test_bench_runs_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNREPRO_DATA", str(SHARED))
     out = tmp_path / "bench.json"
     res = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=900)

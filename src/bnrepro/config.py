@@ -71,6 +71,8 @@ def validate(cfg: DictConfig) -> None:
     if t.threads is not None:
         _number(cfg, "trainer.threads", low=1, integer=True)
 
+    if not str(cfg.data.root).strip():
+        raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
     _choice(cfg, "data.sparse_eval", {"auto", True, False})
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
