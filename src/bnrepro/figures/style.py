@@ -38,6 +38,7 @@ def save(fig: plt.Figure, out_dir: Path, name: str, footnote: str) -> list[Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        # No creation date in the PDF: redrawing unchanged metrics gives byte-identical files.
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
