@@ -28,6 +28,7 @@ def test_missing_data_names_the_path_and_the_variable(tmp_path):
         locate_mnist(data_cfg(tmp_path / "nowhere", tmp_path / "cache", download=True))
     msg = str(e.value)
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in msg and "BNREPRO_DATA" in msg
+    assert not (tmp_path / "nowhere").exists()  # nothing created on the way to the error
 
 
 def test_corrupt_gz_fails_on_the_checksum(tmp_path):

@@ -205,10 +205,11 @@ def locate_mnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
         _unpack_gz(raw, cache_raw)  # first use, a stale cache, or unofficial files (never trusted from cache)
         return cache_root, _idx_digests(cache_raw)
     missing = [n for n in gz_names if not (raw / n).is_file()]
-    if cfg.download and _writable(raw):
+    if cfg.download:
         from torchvision.datasets import MNIST
 
-        if _network_available(MNIST.mirrors[0]):
+        # The network first: a failed attempt must not leave empty folders behind.
+        if _network_available(MNIST.mirrors[0]) and _writable(raw):
             MNIST(str(root), train=True, download=True)
             return root, _idx_digests(raw)
     raise _missing_error(raw, missing)
