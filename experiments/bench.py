@@ -124,7 +124,7 @@ def main() -> None:
         wall, infos = pair(tmp, "pair", n_pair)
         r["pair"] = {"steps": n_pair, "wall_s": wall, "train_loop_s": max(i["timings"]["train_loop_s"] for i in infos),
                      "jobs": {i["run_dir"].rsplit("/", 1)[-1]: i["timings"] for i in infos}}
-        print(f"[3/5] the pair at the notebook's cadence (eval every 50 steps)")
+        print("[3/5] the pair at the notebook's cadence (eval every 50 steps)")
         wall, infos = pair(tmp, "pair_nb", n_pair, "trainer.eval_every=50")
         r["pair_notebook_cadence"] = {"steps": n_pair, "wall_s": wall,
                                       "train_loop_s": max(i["timings"]["train_loop_s"] for i in infos)}

@@ -46,7 +46,7 @@ def test_metrics_schema(sweep):
     assert test["step"].tolist() == [0, 100, 200, 300]
     probe = df[df["split"] == "probe"]
     assert sorted(probe["step"].unique()) == list(range(0, 301, 50))
-    assert f"act/layer3/pooled/p50" in set(probe["metric"]) and f"act/layer1/unit/p15" in set(probe["metric"])
+    assert "act/layer3/pooled/p50" in set(probe["metric"]) and "act/layer1/unit/p15" in set(probe["metric"])
     assert df["variant"].iloc[0] == "batch" and df["lr"].iloc[0] == 0.01
     # Percentiles are ordered, and the loss went down.
     p = probe.pivot_table(index=["step", probe["metric"].str.rsplit("/", n=1).str[0]], columns=probe["metric"].str.rsplit("/", n=1).str[1], values="value", observed=True)

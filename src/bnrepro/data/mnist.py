@@ -1,32 +1,21 @@
-"""Datasets as whole tensors on the training device, and an index-slice batch sampler.
-
-MNIST is read through torchvision's dataset class, which wants the unpacked IDX files in
+"""MNIST, read through torchvision's dataset class, which wants the unpacked IDX files in
 <root>/MNIST/raw. The offline copies ship only the official .gz files, in a read-only folder, so
 those are verified against the official md5s and unpacked into `data.cache_dir`; the data root is
-never written to, except by a download into a missing, writable folder.
-"""
+never written to, except by a download into a missing, writable folder."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import os
 import shutil
-import socket
-import tempfile
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from omegaconf import DictConfig
 
 from bnrepro import DataError
-
-ENV_VAR = "BNREPRO_DATA"
-log = logging.getLogger(__name__)
+from bnrepro.data.core import ENV_VAR, Dataset, Split, _file_digest, _network_available, _writable, unofficial
 
 # The official files' checksums. The .gz md5s are torchvision's (MNIST.resources; tests/test_data.py checks they
 # still agree); kept here so that verifying needs no torchvision import, which costs ~1.8 s per process.
@@ -45,99 +34,6 @@ MNIST_IDX_SHA256 = {
 }
 
 
-@dataclass
-class Split:
-    x: torch.Tensor  # float32 [N, features] on the training device
-    y: torch.Tensor  # int64 [N]
-    x_eval: torch.Tensor | None = None  # the same inputs in the fastest exact layout for inference
-
-    def __len__(self) -> int:
-        return self.y.shape[0]
-
-    @property
-    def eval_input(self) -> torch.Tensor:
-        return self.x if self.x_eval is None else self.x_eval
-
-
-@dataclass
-class Dataset:
-    name: str
-    train: Split
-    test: Split
-    source: str  # the folder the files were read from
-    official: bool  # the files matched the official checksums
-
-    @property
-    def in_features(self) -> int:
-        return self.train.x.shape[1]
-
-
-def stream_seed(seed: int, stream: str) -> int:
-    """Independent, reproducible seeds per purpose: adding a random draw in one stream never shifts another."""
-    digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def generator(seed: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(stream_seed(seed, stream))
-    return g
-
-
-class BatchSampler:
-    """Batches are index slices of a per-epoch permutation; the last incomplete slice of an epoch is dropped."""
-
-    def __init__(self, split: Split, batch_size: int, gen: torch.Generator):
-        self.split, self.batch_size, self.gen = split, batch_size, gen
-        self.per_epoch = len(split) // batch_size
-        self.epoch, self._i, self._perm = 0, self.per_epoch, None
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._i == self.per_epoch:
-            self._perm = torch.randperm(len(self.split), generator=self.gen, device=self.gen.device)
-            self._perm = self._perm.to(self.split.x.device)
-            self._i, self.epoch = 0, self.epoch + 1
-        idx = self._perm[self._i * self.batch_size : (self._i + 1) * self.batch_size]
-        self._i += 1
-        # index_select is ~4x cheaper than x[idx] for a batch of rows on the CPU.
-        return self.split.x.index_select(0, idx), self.split.y.index_select(0, idx)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _writable(folder: Path) -> bool:
-    """Writable for us *and* meant to be: root ignores permission bits, so a read-only mode is honoured explicitly."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.stat().st_mode & 0o222:
-        return False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def _network_available(url: str, timeout: float = 3.0) -> bool:
-    host = urlparse(url).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _missing_error(raw: Path, missing: list[str]) -> DataError:
     return DataError(
         f"MNIST files not found in {raw} (missing: {', '.join(missing)}), and they cannot be downloaded "
@@ -150,24 +46,12 @@ def _idx_digests(folder: Path) -> dict[str, str]:
     return {name: _file_digest(folder / name, "sha256") for name in MNIST_IDX_SHA256}
 
 
-def _unofficial(what: str, allow: bool) -> None:
-    """Files that parse but fail the official checksums: refused, unless the user opts in knowingly."""
-    if not allow:
-        raise DataError(
-            f"corrupt or unofficial data: {what}. Replace the files with the official ones, or set "
-            "data.allow_unofficial=true to use them anyway (runs and figures are then marked data_official=false)."
-        )
-    msg = f"USING UNOFFICIAL DATA: {what}. Results are marked data_official=false and are not comparable to papers."
-    log.warning(msg)
-    warnings.warn(msg, stacklevel=3)
-
-
 def _check_gz(src_raw: Path, allow: bool) -> bool:
     """True when every .gz matches the official md5."""
     bad = [f"{src_raw / n} has md5 {got}, expected the official {md5}"
            for n, md5 in MNIST_GZ_MD5.items() if (got := _file_digest(src_raw / n, "md5")) != md5]
     if bad:
-        _unofficial("; ".join(bad), allow)
+        unofficial("; ".join(bad), allow)
     return not bad
 
 
@@ -257,7 +141,7 @@ def load_mnist(cfg: DictConfig, device: torch.device) -> Dataset:
     official = digests == MNIST_IDX_SHA256
     if not official:
         bad = [f"{n} has SHA-256 {d[:12]}..." for n, d in digests.items() if d != MNIST_IDX_SHA256[n]]
-        _unofficial(f"{root / 'MNIST' / 'raw'}: {'; '.join(bad)} (not the official files)",
+        unofficial(f"{root / 'MNIST' / 'raw'}: {'; '.join(bad)} (not the official files)",
                     bool(cfg.get("allow_unofficial", False)))
     t = _read_mnist(root, cfg.cache_dir, digests)
     splits = {
@@ -272,19 +156,3 @@ def load_mnist(cfg: DictConfig, device: torch.device) -> Dataset:
     return Dataset("mnist", splits["train"], splits["test"], source=str(root / "MNIST" / "raw"), official=official)
 
 
-def sparse_eval_layout(split: Split, mode, device: torch.device) -> None:
-    """Store a CSR copy of the inputs for inference when that is exact and faster (CPU, mostly zeros)."""
-    density = float((split.x != 0).float().mean())
-    use = (device.type == "cpu" and density < 0.5) if mode == "auto" else bool(mode)
-    split.x_eval = split.x.to_sparse_csr() if use else None
-
-
-LOADERS = {"mnist": load_mnist}
-
-
-def load_dataset(cfg: DictConfig, device: torch.device) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        data = LOADERS[cfg.name](cfg, device)
-        sparse_eval_layout(data.test, cfg.sparse_eval, device)
-    return data

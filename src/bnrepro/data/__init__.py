@@ -1,0 +1,23 @@
+"""Datasets as whole tensors on the training device. One module per dataset; the shared pieces live in core."""
+
+import warnings
+
+import torch
+from omegaconf import DictConfig
+
+from bnrepro.data.core import (ENV_VAR, BatchSampler, Dataset, Split, generator, sparse_eval_layout, stream_seed,
+                               unofficial)
+from bnrepro.data.mnist import MNIST_GZ_MD5, MNIST_IDX_SHA256, load_mnist, locate_mnist
+
+__all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "unofficial", "load_dataset",
+           "load_mnist", "locate_mnist", "MNIST_GZ_MD5", "MNIST_IDX_SHA256"]
+
+LOADERS = {"mnist": load_mnist}
+
+
+def load_dataset(cfg: DictConfig, device: torch.device) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        data = LOADERS[cfg.name](cfg, device)
+        sparse_eval_layout(data.test, cfg.sparse_eval, device)
+    return data
