@@ -80,3 +80,23 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300, env_extra: dict | 
     env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
     return subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def write_synthetic_cifar(root: Path, per_batch: int = 40, test: int = 40, seed: int = 0) -> Path:
+    """cifar-10-batches-py in the official pickle layout (uint8 rows of 3072, labels), small and learnable."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", test)]:
+        labels = rng.integers(0, 10, n)
+        data = rng.integers(0, 60, (n, 3, 32, 32), dtype=np.uint8)
+        for i, c in enumerate(labels):  # each class brightens one channel in its own band of rows
+            data[i, c % 3, 3 * c : 3 * c + 3, :] = 250
+        with open(folder / name, "wb") as f:
+            pickle.dump({"batch_label": name, "labels": labels.tolist(), "data": data.reshape(n, -1)}, f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": per_batch,
+                     "num_vis": 3072}, f, protocol=2)
+    return root

@@ -71,6 +71,9 @@ def validate(cfg: DictConfig) -> None:
     if t.threads is not None:
         _number(cfg, "trainer.threads", low=1, integer=True)
 
+    from bnrepro.data import LOADERS
+
+    _choice(cfg, "data.name", set(LOADERS))
     if not str(cfg.data.root).strip():
         raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
     _choice(cfg, "data.sparse_eval", {"auto", True, False})
