@@ -49,3 +49,26 @@ def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
     assert out.returncode == 2
     assert "model.norm='foo' is not one of" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.norm=layer", "model.norm"),
+    ("model.noise.position=middle", "model.noise.position"),
+    ("model.noise.n_sigma=0.5", "model.noise.n_sigma"),
+    ("model.width=0", "model.width"),
+    ("model.layers=[64,M,foo]", "model.layers"),
+    ("model.image_size=20", "model.image_size"),
+])
+def test_vgg_values_are_checked(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(make_cfg("data=cifar10", "model=vgg", override))
+
+
+def test_vgg_config_builds_the_paper_network_with_the_run_seed():
+    from bnrepro.models import build_model
+
+    cfg = make_cfg("data=cifar10", "model=vgg", "model.norm=noisy_batch", "model.width=0.125", "seed=5")
+    validate(cfg)
+    model = build_model(cfg.model)
+    assert len(model.taps()) == 13
+    assert model.convs()[0].norm.seed == 5 + 1  # the run's seed, offset per layer

@@ -8,7 +8,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from bnrepro import ConfigError
-from bnrepro.models import ACTIVATIONS, INITS, NORMS
+from bnrepro.models import ACTIVATIONS, CONV_NORMS, INITS, NORMS, POSITIONS
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -42,16 +42,8 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "device", {"auto", "cpu", "cuda"})
     _number(cfg, "seed", low=0, integer=True)
 
-    _choice(cfg, "model.name", {"mlp"})
-    _choice(cfg, "model.norm", set(NORMS))
-    _choice(cfg, "model.activation", set(ACTIVATIONS))
-    _choice(cfg, "model.init", set(INITS))
-    _number(cfg, "model.init_std", low=0, low_open=True)
-    _number(cfg, "model.bn_eps", low=0, low_open=True)
-    _number(cfg, "model.bn_momentum", low=0, high=1)
-    hidden = list(cfg.model.hidden)
-    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
+    _choice(cfg, "model.name", {"mlp", "vgg"})
+    widths = _validate_mlp(cfg) if cfg.model.name == "mlp" else _validate_vgg(cfg)
 
     _choice(cfg, "optim.name", {"sgd"})
     _number(cfg, "optim.lr", low=0, low_open=True)
@@ -80,8 +72,8 @@ def validate(cfg: DictConfig) -> None:
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
         _number(cfg, "probe.unit", low=0, integer=True)
-        if cfg.probe.unit >= min(hidden):
-            raise ConfigError(f"probe.unit={cfg.probe.unit} must be < the narrowest hidden width ({min(hidden)})")
+        if cfg.probe.unit >= min(widths):
+            raise ConfigError(f"probe.unit={cfg.probe.unit} must be < the narrowest layer's width ({min(widths)})")
         _choice(cfg, "probe.bn_stats", {"batch", "running"})
         qs = list(cfg.probe.percentiles)
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
@@ -93,11 +85,44 @@ def validate(cfg: DictConfig) -> None:
         _number(cfg, "logger.log_every", low=1, integer=True)
 
 
+def _validate_mlp(cfg: DictConfig) -> list[int]:
+    _choice(cfg, "model.norm", set(NORMS))
+    _choice(cfg, "model.activation", set(ACTIVATIONS))
+    _choice(cfg, "model.init", set(INITS))
+    _number(cfg, "model.init_std", low=0, low_open=True)
+    _number(cfg, "model.bn_eps", low=0, low_open=True)
+    _number(cfg, "model.bn_momentum", low=0, high=1)
+    hidden = list(cfg.model.hidden)
+    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+        raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
+    return hidden
+
+
+def _validate_vgg(cfg: DictConfig) -> list[int]:
+    _choice(cfg, "model.norm", set(CONV_NORMS))
+    _number(cfg, "model.width", low=0, low_open=True)
+    _number(cfg, "model.bn_eps", low=0, low_open=True)
+    _number(cfg, "model.bn_momentum", low=0, high=1)
+    layers = list(cfg.model.layers)
+    convs = [c for c in layers if c != "M"]
+    if not convs or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in convs):
+        raise ConfigError(f"model.layers={layers} must list positive conv widths and 'M' for max-pooling")
+    if cfg.model.image_size % 2 ** layers.count("M"):
+        raise ConfigError(f"model.image_size={cfg.model.image_size} cannot be halved {layers.count('M')} times")
+    _choice(cfg, "model.noise.position", set(POSITIONS))
+    _number(cfg, "model.noise.n_mu", low=0)
+    _number(cfg, "model.noise.n_sigma", low=1)
+    _number(cfg, "model.noise.r_mu", low=0)
+    _number(cfg, "model.noise.r_sigma", low=0)
+    return [max(1, round(c * cfg.model.width)) for c in convs]
+
+
 def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_features: int) -> None:
     """Checks that need the dataset's size; still before the first step."""
     if cfg.trainer.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set ({n_train})")
     if cfg.trainer.probe_every and cfg.probe.batch_size > n_test:
         raise ConfigError(f"probe.batch_size={cfg.probe.batch_size} is larger than the test set ({n_test})")
-    if cfg.model.in_features != in_features:
-        raise ConfigError(f"model.in_features={cfg.model.in_features} but the data has {in_features} features")
+    key = "in_features" if cfg.model.name == "mlp" else "in_channels"
+    if cfg.model[key] != in_features:
+        raise ConfigError(f"model.{key}={cfg.model[key]} but the data has {in_features} {key.removeprefix('in_')}")

@@ -52,7 +52,7 @@ def identity(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "batch_size": int(cfg.trainer.batch_size),
         "momentum": float(cfg.optim.momentum),
-        "init": cfg.model.init,
+        "init": cfg.model.get("init", "glorot"),
         "max_steps": int(cfg.trainer.max_steps),
     }
 

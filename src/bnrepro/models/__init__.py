@@ -1,9 +1,12 @@
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from bnrepro.models.mlp import ACTIVATIONS, INITS, MLP, NORMS
+from bnrepro.models.noisy_bn import POSITIONS, NoisyBatchNorm
+from bnrepro.models.vgg import CONV_NORMS, VGG, VGG16
 
-__all__ = ["ACTIVATIONS", "INITS", "NORMS", "MLP", "build_model"]
+__all__ = ["ACTIVATIONS", "CONV_NORMS", "INITS", "NORMS", "POSITIONS", "MLP", "VGG", "VGG16", "NoisyBatchNorm",
+           "build_model"]
 
 
 def build_model(cfg: DictConfig) -> nn.Module:
@@ -18,5 +21,17 @@ def build_model(cfg: DictConfig) -> nn.Module:
             init_std=cfg.init_std,
             bn_eps=cfg.bn_eps,
             bn_momentum=cfg.bn_momentum,
+        )
+    if cfg.name == "vgg":
+        return VGG(
+            layers=list(cfg.layers),
+            in_channels=cfg.in_channels,
+            num_classes=cfg.num_classes,
+            image_size=cfg.image_size,
+            norm=cfg.norm,
+            width=cfg.width,
+            bn_eps=cfg.bn_eps,
+            bn_momentum=cfg.bn_momentum,
+            noise=OmegaConf.to_container(cfg.noise, resolve=True),
         )
     raise ValueError(f"unknown model {cfg.name!r}")

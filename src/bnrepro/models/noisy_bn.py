@@ -1,0 +1,70 @@
+"""'Noisy' batch normalisation: Santurkar et al. 2018, Algorithm 1.
+
+BN normalises, then at every training step a time-varying, non-Gaussian distortion is applied:
+  per step and channel:       mu ~ U(-n_mu, n_mu),        sigma ~ U(1, n_sigma)
+  per sample and position:    m  ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma)
+  a  ->  s * a + m
+For conv layers height and width count as batch (one m and s per sample, channel and position).
+The paper leaves open whether the noise comes before or after BN's learned gamma/beta; `position`
+chooses ("pre_affine", the default, or "post_affine"). The noise is off in eval mode, and draws from
+the module's own generator, so switching it on never changes the data order or any other RNG stream.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POSITIONS = ("pre_affine", "post_affine")
+
+
+class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, n_mu: float = 0.5,
+                 n_sigma: float = 1.25, r_mu: float = 0.1, r_sigma: float = 0.1, position: str = "pre_affine",
+                 seed: int = 0):
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        if position not in POSITIONS:
+            raise ValueError(f"position={position!r} is not one of {POSITIONS}")
+        if n_mu < 0 or n_sigma < 1 or r_mu < 0 or r_sigma < 0:
+            raise ValueError("noisy BN needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0")
+        self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
+        self.position, self.seed = position, seed
+        self._gen: torch.Generator | None = None
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3, 4, 5):
+            raise ValueError(f"expected 2D-5D input (got {x.dim()}D)")
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        if self._gen is None or self._gen.device != device:
+            self._gen = torch.Generator(device=device)
+            self._gen.manual_seed(self.seed)
+        return self._gen
+
+    def sample_noise(self, shape: torch.Size, device: torch.device, dtype: torch.dtype):
+        """One training step's (s, m), with the per-channel (sigma, mu) they were drawn around."""
+        g = self.generator(device)
+        c = shape[1]
+        per_channel = [1, c] + [1] * (len(shape) - 2)
+        mu = (torch.rand(c, generator=g, device=device, dtype=dtype) * 2 - 1) * self.n_mu
+        sigma = 1 + torch.rand(c, generator=g, device=device, dtype=dtype) * (self.n_sigma - 1)
+        m = mu.view(per_channel) + (torch.rand(shape, generator=g, device=device, dtype=dtype) * 2 - 1) * self.r_mu
+        s = sigma.view(per_channel) + torch.randn(shape, generator=g, device=device, dtype=dtype) * self.r_sigma
+        return s, m, sigma, mu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+        track = self.track_running_stats
+        a = F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                         None, None, True, self.momentum, self.eps)
+        s, m, _, _ = self.sample_noise(a.shape, a.device, a.dtype)
+        per_channel = [1, -1] + [1] * (x.dim() - 2)
+        weight, bias = self.weight.view(per_channel), self.bias.view(per_channel)
+        if self.position == "pre_affine":
+            return (s * a + m) * weight + bias
+        return s * (a * weight + bias) + m

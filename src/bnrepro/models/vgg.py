@@ -1,0 +1,65 @@
+"""A VGG-style CNN for 32x32 inputs (Santurkar et al. 2018, Appendix A): conv3x3 -> [norm] -> ReLU blocks
+with max-pooling, then a linear classifier. Conv layers are numbered from 1, as in the paper."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from bnrepro.models.noisy_bn import NoisyBatchNorm
+
+VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def _conv_norm(kind: str, channels: int, eps: float, momentum: float, noise: dict, index: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+    if kind == "noisy_batch":
+        # Each layer's noise has its own seed, derived from the configured one.
+        return NoisyBatchNorm(channels, eps=eps, momentum=momentum, **{**noise, "seed": noise.get("seed", 0) + index})
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+CONV_NORMS = ("none", "batch", "noisy_batch")
+
+
+class VGG(nn.Module):
+    def __init__(self, layers: Sequence = VGG16, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+                 norm: str = "none", width: float = 1.0, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
+                 noise: dict | None = None):
+        super().__init__()
+        features, channels, size, n_conv = [], in_channels, image_size, 0
+        for item in layers:
+            if item == "M":
+                features.append(nn.MaxPool2d(2))
+                size //= 2
+                continue
+            n_conv += 1
+            out = max(1, round(int(item) * width))
+            features.append(nn.Sequential(OrderedDict(
+                conv=nn.Conv2d(channels, out, 3, padding=1),
+                norm=_conv_norm(norm, out, bn_eps, bn_momentum, noise or {}, n_conv),
+                act=nn.ReLU(),
+            )))
+            channels = out
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Linear(channels * size * size, num_classes)
+        for m in self.modules():  # Glorot, as in the paper's appendix
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+    def convs(self) -> list[nn.Sequential]:
+        return [b for b in self.features if isinstance(b, nn.Sequential)]
+
+    def taps(self) -> dict[str, nn.Module]:
+        """The ReLU of conv layer #i, whose input is the layer's output before the nonlinearity."""
+        return {f"layer{i}": block.act for i, block in enumerate(self.convs(), start=1)}
