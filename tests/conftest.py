@@ -100,3 +100,14 @@ def write_synthetic_cifar(root: Path, per_batch: int = 40, test: int = 40, seed:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": per_batch,
                      "num_vis": 3072}, f, protocol=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar_data(tmp_path_factory) -> dict:
+    """The pixel-exact CIFAR-10 subset from ../shared/datasets when present, else small pickles written here.
+    Neither is the official data, so both need data.allow_unofficial=true."""
+    if (SHARED / "cifar-10-batches-py").is_dir():
+        root, real = SHARED, True
+    else:
+        root, real = write_synthetic_cifar(tmp_path_factory.mktemp("cifar")), False
+    return {"overrides": [f"data.root={root}", "data.allow_unofficial=true"], "real": real}

@@ -56,6 +56,7 @@ def validate(cfg: DictConfig) -> None:
     t = cfg.trainer
     _number(cfg, "trainer.max_steps", low=0, integer=True)
     _number(cfg, "trainer.batch_size", low=1, integer=True)
+    _number(cfg, "trainer.eval_batch_size", low=1, integer=True)
     for key in ("eval_every", "probe_every", "log_every", "progress_every"):
         _number(cfg, f"trainer.{key}", low=0, integer=True)
     if t.log_every < 1:

@@ -52,8 +52,9 @@ def frozen_bn_stats(model: nn.Module, bn_stats: str):
 class ActivationProbe:
     """Records the inputs of the model's tap modules on a fixed batch and reduces them to percentiles.
 
-    Two views per layer: "unit", one fixed unit's distribution over the probe batch (the paper's
-    "typical sigmoid"), and "pooled", all units of the layer together (the article's notebook).
+    Two views per layer: "unit", one fixed unit's (for conv layers: channel's) distribution over the
+    probe batch (the paper's "typical sigmoid"), and "pooled", all values of the layer together (the
+    article's notebook). `layers` restricts the probe to some taps; `moments` adds the pooled mean and std.
     """
 
     def __init__(
@@ -63,10 +64,16 @@ class ActivationProbe:
         unit: int = 0,
         qs: Iterable[float] = (15, 50, 85),
         bn_stats: str = "batch",
+        layers: Iterable[str] | None = None,
+        moments: bool = False,
     ):
         self.model, self.x_probe, self.unit = model, x_probe, unit
-        self.qs, self.bn_stats = list(qs), bn_stats
-        self.taps = model.taps()
+        self.qs, self.bn_stats, self.moments = list(qs), bn_stats, moments
+        taps = model.taps()
+        unknown = sorted(set(layers or ()) - set(taps))
+        if unknown:
+            raise ValueError(f"unknown layers {unknown}; the model has {list(taps)}")
+        self.taps = {name: taps[name] for name in layers} if layers else taps
 
     def capture(self) -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
@@ -88,6 +95,10 @@ class ActivationProbe:
             for view, values in (("unit", act[:, self.unit]), ("pooled", act)):
                 for q, v in zip(self.qs, percentiles(values, self.qs)):
                     out[metric_key(name, view, q)] = float(v)
+            if self.moments:
+                flat = act.detach().double().reshape(-1)
+                out[f"act/{name}/pooled/mean"] = float(flat.mean())
+                out[f"act/{name}/pooled/std"] = float(flat.std())
         return out
 
 
