@@ -16,7 +16,12 @@ seeds ?= 1
 SEED_LIST := $(shell seq -s, 0 $$(( $(seeds) - 1 )))
 ARGS ?=
 
-.PHONY: help install mnist-bn mnist-lr-sweep figures bench test test-slow clean
+# CIFAR-10: in this workplace only unofficial copies exist (README, CIFAR-10), used knowingly: the small CPU
+# configuration on the pixel-exact subset, the full protocol on the full-size lossy copy. Elsewhere: the official data.
+CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data.allow_unofficial=true,)
+CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
+
+.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn figures bench test test-slow clean
 
 help: ## list the targets
 	@echo "bnrepro targets (variables: seeds=N for mnist-bn, ARGS='hydra overrides'):"
@@ -44,6 +49,20 @@ mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and witho
 	$(RUN) experiments/train.py -m experiment=mnist_lr_sweep hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
 	$(RUN) experiments/collect.py $$dir --out results/mnist_lr_sweep; \
 	$(RUN) experiments/figures.py mnist_lr_sweep
+
+cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1-2) -> results/cifar_bn/
+	@set -e; if $(RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		exp=cifar_bn; data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=cifar_bn)"; \
+	else \
+		exp=cifar_bn_small; data="$(CIFAR_SMALL_DATA)"; \
+		echo "No GPU: the small CPU configuration (experiment=cifar_bn_small: VGG-16 layout at 1/8 width, 2,000 steps)"; \
+	fi; \
+	dir=runs/cifar_bn/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s%N); \
+	$(RUN) experiments/train.py -m experiment=$$exp model.norm=none,batch,noisy_batch optim.lr=0.1,0.5 $$data \
+		hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
+	echo "training wall time: $$(( ($$(date +%s%N) - start) / 1000000000 )) s (all jobs, $$dir)"; \
+	$(RUN) experiments/collect.py $$dir --out results/cifar_bn; \
+	$(RUN) experiments/figures.py cifar_bn
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py

@@ -95,3 +95,27 @@ def test_bad_noise_settings_are_refused():
 
 def test_default_layout_is_vgg16():
     assert sum(1 for c in VGG16 if c != "M") == 13 and VGG16.count("M") == 5
+
+
+def test_probing_noisy_bn_leaves_the_training_noise_stream_alone():
+    """Probes run BN in training mode; noisy BN then draws from its probe stream, not from training's."""
+    from bnrepro.probes import ActivationProbe
+
+    def train_two_steps(probe: bool):
+        torch.manual_seed(0)
+        model = VGG(layers=(8, "M", 8, "M"), norm="noisy_batch", noise={"seed": 3})
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(1)
+        x_probe = torch.randn(6, 3, 32, 32, generator=g)
+        for _ in range(3):
+            x, y = torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            if probe:
+                values = ActivationProbe(model, x_probe, qs=[50])()
+                assert values["act/layer1/pooled/p50"] == values["act/layer1/pooled/p50"]
+        return model.state_dict()
+
+    with_probe, without = train_two_steps(True), train_two_steps(False)
+    assert all(torch.equal(with_probe[k], without[k]) for k in without)

@@ -63,24 +63,33 @@ def first_step_reaching(test_acc: pd.DataFrame, threshold: float) -> float:
     return float(hit.iloc[0]) if len(hit) else np.nan
 
 
-def summarize(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run: final and best test accuracy, and the first evaluated step reaching each threshold."""
+def summarize(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds=THRESHOLDS, on: str = "test",
+              smooth: int = 1) -> pd.DataFrame:
+    """Per run: final and best test accuracy (and final training accuracy), and the first step at which the
+    accuracy on `on` ("test" or "train"; train smoothed over `smooth` stored points) reaches each threshold."""
     rows = []
-    test = metrics[(metrics["split"] == "test") & (metrics["metric"] == "acc")].sort_values("step")
-    for run_id, g in test.groupby("run_id", sort=False, observed=True):
-        info = runs.set_index("run_id").loc[run_id]
-        row = {k: g.iloc[0][k] for k in RUN_KEYS}
-        row.update(status=info["status"], steps=int(g["step"].max()),
-                   final_test_acc=float(g["value"].iloc[-1]), best_test_acc=float(g["value"].max()))
-        for th in THRESHOLDS:
-            row[f"step_to_{int(th * 100)}"] = first_step_reaching(g, th)
+    acc = metrics[metrics["metric"] == "acc"].sort_values("step")
+    info = runs.set_index("run_id")
+    for run_id, g in acc.groupby("run_id", sort=False, observed=True):
+        test, train = g[g["split"] == "test"], g[g["split"] == "train"]
+        if not len(test):
+            continue
+        row = {k: test.iloc[0][k] for k in RUN_KEYS}
+        row.update(status=info.loc[run_id, "status"], steps=int(g["step"].max()),
+                   final_test_acc=float(test["value"].iloc[-1]), best_test_acc=float(test["value"].max()))
+        if len(train):
+            row["final_train_acc"] = float(train["value"].iloc[-max(1, smooth):].mean())
+        curve = test if on == "test" else train.assign(value=train["value"].rolling(smooth, min_periods=1).mean())
+        for th in thresholds:
+            row[f"step_to_{on}_{int(th * 100)}" if on != "test" else f"step_to_{int(th * 100)}"] = \
+                first_step_reaching(curve, th)
         rows.append(row)
     return pd.DataFrame(rows).sort_values(RUN_KEYS).reset_index(drop=True)
 
 
 def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds per variant (and lr)."""
-    cols = ["final_test_acc", "best_test_acc"] + [f"step_to_{int(t * 100)}" for t in THRESHOLDS]
+    cols = [c for c in summary.columns if c.endswith("_acc") or c.startswith("step_to_")]
     g = summary.groupby(["variant", "lr"], observed=True)
     out = g[cols].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]

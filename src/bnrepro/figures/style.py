@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-VARIANT_LABELS = {"none": "without BN", "batch": "with BN"}
+VARIANT_LABELS = {"none": "without BN", "batch": "with BN", "noisy_batch": "noisy BN"}
 VARIANT_ORDER = ["none", "batch"]
-PALETTE = {"none": "#d95f02", "batch": "#1b9e77"}
+PALETTE = {"none": "#d95f02", "batch": "#1b9e77", "noisy_batch": "#7570b3"}
 
 
 def setup() -> None:

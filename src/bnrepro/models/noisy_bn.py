@@ -30,17 +30,22 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError("noisy BN needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0")
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
         self.position, self.seed = position, seed
-        self._gen: torch.Generator | None = None
+        # Training draws from the "train" stream; probes switch to "probe", so that measuring the noisy
+        # activations never shifts the noise that training sees.
+        self.stream = "train"
+        self._gens: dict[str, torch.Generator] = {}
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() not in (2, 3, 4, 5):
             raise ValueError(f"expected 2D-5D input (got {x.dim()}D)")
 
     def generator(self, device: torch.device) -> torch.Generator:
-        if self._gen is None or self._gen.device != device:
-            self._gen = torch.Generator(device=device)
-            self._gen.manual_seed(self.seed)
-        return self._gen
+        g = self._gens.get(self.stream)
+        if g is None or g.device != device:
+            g = torch.Generator(device=device)
+            g.manual_seed(self.seed if self.stream == "train" else self.seed + 1_000_003)
+            self._gens[self.stream] = g
+        return g
 
     def sample_noise(self, shape: torch.Size, device: torch.device, dtype: torch.dtype):
         """One training step's (s, m), with the per-channel (sigma, mu) they were drawn around."""

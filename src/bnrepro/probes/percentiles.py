@@ -32,9 +32,10 @@ def _percentiles_torch(flat: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
 
 @contextlib.contextmanager
 def frozen_bn_stats(model: nn.Module, bn_stats: str):
-    """BN normalises with batch statistics ("batch") or its running statistics ("running"), and updates nothing."""
+    """BN normalises with batch statistics ("batch") or its running statistics ("running"), and updates nothing.
+    Noisy BN draws its noise from its probe stream meanwhile, never from the one training uses."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.training, m.track_running_stats) for m in bns]
+    saved = [(m.training, m.track_running_stats, getattr(m, "stream", None)) for m in bns]
     try:
         for m in bns:
             if bn_stats == "batch":
@@ -42,11 +43,15 @@ def frozen_bn_stats(model: nn.Module, bn_stats: str):
                 m.track_running_stats = False  # no running-stat or num_batches_tracked update
             else:
                 m.eval()
+            if hasattr(m, "stream"):
+                m.stream = "probe"
         yield
     finally:
-        for m, (training, track) in zip(bns, saved):
+        for m, (training, track, stream) in zip(bns, saved):
             m.train(training)
             m.track_running_stats = track
+            if stream is not None:
+                m.stream = stream
 
 
 class ActivationProbe:
