@@ -25,6 +25,8 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
             for key in ("pooled/p5", "pooled/p95", "unit/p50", "pooled/mean", "pooled/std"):
                 assert f"act/{layer}/{key}" in probe
         assert not any(k.startswith("act/layer1/") for k in probe)
+        deltas = m[m["metric"].astype(str).str.endswith("/dmean")]
+        assert sorted(deltas["step"].unique()) == [1, 11] and (deltas["value"] >= 0).all()  # one step after probes
         test = m[(m["split"] == "test") & (m["metric"] == "acc")]
         assert test["step"].tolist() == [0, 10, 20] and test["value"].between(0, 1).all()
     assert variants == ["none", "batch", "noisy_batch"]

@@ -56,3 +56,17 @@ def test_probe_with_running_statistics_matches_eval_mode(bn_stats):
         z = model.blocks[0].norm(model.blocks[0].linear(x))
     np.testing.assert_allclose(values["act/layer1/unit/p50"], np.percentile(z[:, 0].numpy(), 50), rtol=1e-5)
     assert model.blocks[0].norm.running_mean[0].item() == pytest.approx(0.3)
+
+
+def test_consecutive_step_changes_of_the_moments():
+    torch.manual_seed(0)
+    model = MLP(norm="none", hidden=(8, 8)).train()
+    probe = ActivationProbe(model, torch.rand(32, 784), qs=[50], moments=True)
+    first = probe()
+    with torch.no_grad():
+        model.blocks[1].linear.bias.add_(0.5)  # the "update": shifts layer 2's inputs by exactly 0.5
+    d = probe.deltas()
+    assert d["act/layer1/pooled/dmean"] == pytest.approx(0.0, abs=1e-12)
+    assert d["act/layer2/pooled/dmean"] == pytest.approx(0.5, rel=1e-9)
+    assert d["act/layer2/pooled/dvar"] == pytest.approx(0.0, abs=1e-9)
+    assert first["act/layer2/pooled/std"] ** 2 == pytest.approx(probe.last_moments["layer2"][1])

@@ -188,6 +188,10 @@ class Loop:
         self.progress_every = t.progress_every or max(1, self.max_steps // 20)
         # The loop body checks one modulus; every cadence is a multiple of it.
         cadences = [c for c in (self.log_every, self.eval_every, self.probe_every, self.wandb_every) if c]
+        # With moments on, a second probe one step after each probe measures consecutive-step changes (Fig 8).
+        self.deltas_due = bool(probe is not None and probe.moments and self.probe_every > 1)
+        if self.deltas_due:
+            cadences.append(1)
         self.tick = reduce(gcd, cadences + [self.progress_every])
         device = data.train.x.device
         # Per-step loss and correct counts stay on the device: no host sync inside the step.
@@ -254,6 +258,8 @@ class Loop:
             acts = self.probe()
             self.store.add(step, "probe", acts)
             payload.update(acts)
+        elif self.deltas_due and healthy and step % self.probe_every == 1:
+            self.store.add(step, "probe", self.probe.deltas())
         t3 = time.perf_counter()
         if self.wandb_every and (step % self.wandb_every == 0 or last or not healthy):
             # One call per W&B cadence (a call costs ~0.3 ms): training metrics as means since the previous

@@ -79,6 +79,7 @@ class ActivationProbe:
         if unknown:
             raise ValueError(f"unknown layers {unknown}; the model has {list(taps)}")
         self.taps = {name: taps[name] for name in layers} if layers else taps
+        self.last_moments: dict[str, tuple[float, float]] = {}
 
     def capture(self) -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
@@ -101,10 +102,28 @@ class ActivationProbe:
                 for q, v in zip(self.qs, percentiles(values, self.qs)):
                     out[metric_key(name, view, q)] = float(v)
             if self.moments:
-                flat = act.detach().double().reshape(-1)
-                out[f"act/{name}/pooled/mean"] = float(flat.mean())
-                out[f"act/{name}/pooled/std"] = float(flat.std())
+                mean, var = _moments(act)
+                self.last_moments[name] = (mean, var)
+                out[f"act/{name}/pooled/mean"] = mean
+                out[f"act/{name}/pooled/std"] = var ** 0.5
         return out
+
+    def deltas(self) -> dict[str, float]:
+        """|mu_{t+1} - mu_t| and |var_{t+1} - var_t| of each layer's pooled activations (Santurkar Fig 8): called
+        one step after a probe, on the same batch, against the moments that probe recorded."""
+        out = {}
+        for name, act in self.capture().items():
+            if name in self.last_moments:
+                mean, var = _moments(act)
+                prev_mean, prev_var = self.last_moments[name]
+                out[f"act/{name}/pooled/dmean"] = abs(mean - prev_mean)
+                out[f"act/{name}/pooled/dvar"] = abs(var - prev_var)
+        return out
+
+
+def _moments(act: torch.Tensor) -> tuple[float, float]:
+    flat = act.detach().double().reshape(-1)
+    return float(flat.mean()), float(flat.var())
 
 
 def metric_key(layer: str, view: str, q: float) -> str:
