@@ -44,15 +44,8 @@ REPEATS = 2  # this VM's timings swing by 10-30% between identical runs: report 
 
 
 def single(tmp: Path, name: str, steps: int, *overrides: str) -> tuple[float, dict]:
-    """The fastest of REPEATS identical runs, by training-loop time (whole-process wall time alongside)."""
-    best = None
-    for i in range(REPEATS):
-        wall, _ = timed([*TRAIN, "experiment=mnist_bn", f"trainer.max_steps={steps}",
-                         f"hydra.run.dir={tmp / f'{name}{i}'}", *overrides])
-        info = run_infos(tmp / f"{name}{i}")[0]
-        if best is None or wall < best[0]:
-            best = (wall, info)
-    return best
+    """An MNIST BN run: the fastest of REPEATS identical runs (see single_exp)."""
+    return single_exp(tmp, name, ["experiment=mnist_bn", f"trainer.max_steps={steps}", *overrides])
 
 
 def pair(tmp: Path, name: str, steps: int, *overrides: str, parallel: bool = True) -> tuple[float, list[dict]]:
@@ -86,7 +79,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
+    p.add_argument("--only", choices=["mnist", "cifar"], help="run one part (default: both)")
     args = p.parse_args()
+    if args.only != "mnist":
+        cifar(args)
+    if args.only == "cifar":
+        return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
     typical_steps = (100, 200) if args.quick else (1500, 3000)
@@ -165,6 +163,39 @@ MNIST benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs){'  [QUICK: no
   {vt['steps']}-step BN process                  {vt['ours_process_s']:8.1f} s; typical loop {vt['typical_process_s_extrapolated']:.1f} s ({vt['typical_ms_per_step']:.2f} ms/step)
   speed-up over the typical loop           {vt['speedup']:8.2f}x  (target >= 8x)
 written to {args.out}""")
+
+
+def cifar(args) -> None:
+    """Images/s of the small CPU configuration, bare and with its probes (layers #2, #9, #13 every 50 steps, plus
+    the consecutive-step moments), 1 thread, on the pixel-exact subset."""
+    steps = 20 if args.quick else 300
+    data = ["data.allow_unofficial=true"]
+    print(f"[cifar] VGG-16 layout at 1/8 width, batch 128, {steps} steps, 1 thread: bare vs probes")
+    with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        common = ["experiment=cifar_bn_small", f"trainer.max_steps={steps}", "trainer.threads=1", "logger=none",
+                  "trainer.eval_every=0", *data]
+        _, bare = single_exp(tmp, "bare", common + ["trainer.probe_every=0"])
+        _, probed = single_exp(tmp, "probed", common)
+    b, p = bare["timings"]["train_loop_s"], probed["timings"]["train_loop_s"]
+    r = {"steps": steps, "batch_size": 128, "bare_images_per_s": steps * 128 / b, "probed_images_per_s": steps * 128 / p,
+         "probe_overhead_share": (p - b) / b, "probe_s": probed["timings"]["probe_s"], "quick": args.quick}
+    out = args.out.with_name("cifar.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"  CIFAR (small CPU config) {r['bare_images_per_s']:8.0f} images/s bare, {r['probed_images_per_s']:.0f} with "
+          f"probes: probe overhead {r['probe_overhead_share']:.1%}  -> {out}")
+
+
+def single_exp(tmp: Path, name: str, overrides: list[str]) -> tuple[float, dict]:
+    """The fastest of REPEATS identical runs, by whole-process wall time (each run's run.json alongside)."""
+    best = None
+    for i in range(REPEATS):
+        wall, _ = timed([*TRAIN, *overrides, f"hydra.run.dir={tmp / f'{name}{i}'}"])
+        info = run_infos(tmp / f"{name}{i}")[0]
+        if best is None or wall < best[0]:
+            best = (wall, info)
+    return best
 
 
 if __name__ == "__main__":
