@@ -70,6 +70,8 @@ def validate(cfg: DictConfig) -> None:
     if not str(cfg.data.root).strip():
         raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
     _choice(cfg, "data.sparse_eval", {"auto", True, False})
+    if cfg.data.get("augment") not in (None, True, False):
+        raise ConfigError(f"data.augment={cfg.data.augment!r} must be true or false")
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
         _number(cfg, "probe.unit", low=0, integer=True)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from bnrepro.augment import random_crop_flip
 from bnrepro.config import validate, validate_against_data
 from bnrepro.data import BatchSampler, Split, generator, load_dataset
 from bnrepro.logger import NullLogger, build_logger
@@ -149,6 +150,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             data = load_dataset(cfg.data, device)
             info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
             validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
+            if cfg.data.get("augment"):
+                # Its own RNG stream: switching augmentation on never changes the data order.
+                g_aug = generator(cfg.seed, "augment", device)
+                data.train.augment = lambda x: random_crop_flip(x, g_aug)
 
             torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
             model = build_model(cfg.model).to(device)

@@ -27,6 +27,8 @@ class Split:
     x_eval: torch.Tensor | None = None  # the same inputs in the fastest exact layout for inference
     # Applied to whole batches on the device (e.g. uint8 -> normalised float); None when x is model-ready.
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # Training batches only, after the transform (data.augment); never used for evaluation or probes.
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return self.y.shape[0]
@@ -37,10 +39,13 @@ class Split:
             x = self.x[i : i + size]
             yield (x if self.transform is None else self.transform(x)), self.y[i : i + size]
 
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, idx: torch.Tensor, augment: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select is ~4x cheaper than x[idx] for a batch of rows on the CPU.
         x = self.x.index_select(0, idx)
-        return (x if self.transform is None else self.transform(x)), self.y.index_select(0, idx)
+        x = x if self.transform is None else self.transform(x)
+        if augment and self.augment is not None:
+            x = self.augment(x)
+        return x, self.y.index_select(0, idx)
 
     @property
     def eval_input(self) -> torch.Tensor:
@@ -87,7 +92,7 @@ class BatchSampler:
             self._i, self.epoch = 0, self.epoch + 1
         idx = self._perm[self._i * self.batch_size : (self._i + 1) * self.batch_size]
         self._i += 1
-        return self.split.batch(idx)
+        return self.split.batch(idx, augment=True)
 
 
 # --------------------------------------------------------------------------- files
