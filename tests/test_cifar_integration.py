@@ -37,3 +37,14 @@ def test_unknown_probe_layer_is_a_config_error(tmp_path, cifar_data):
                   "logger=none",
                   f"hydra.run.dir={tmp_path}", *cifar_data["overrides"])
     assert res.returncode == 2 and "probe.layers" in res.stdout + res.stderr
+
+
+def test_bf16_autocast_and_channels_last_run(tmp_path, cifar_data):
+    res = run_cli("experiment=cifar_bn_small", "trainer.amp=bf16", "trainer.channels_last=true", "trainer.max_steps=5",
+                  "trainer.eval_every=5", "trainer.probe_every=5", "trainer.batch_size=16", "probe.batch_size=16",
+                  "logger=none", f"hydra.run.dir={tmp_path}", *cifar_data["overrides"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "completed" and 0 <= info["final_test_acc"] <= 1
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert m[m["split"] == "train"]["value"].notna().all()

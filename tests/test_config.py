@@ -20,6 +20,8 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("optim.momentum=1.5", "optim.momentum"),
     ("device=tpu", "device"),
     ("data.root=''", "data.root"),
+    ("trainer.amp=fp8", "trainer.amp"),
+    ("trainer.channels_last=true", "trainer.channels_last"),
 ])
 def test_invalid_values_name_the_key(override, key):
     cfg = make_cfg("experiment=mnist_bn", override)

@@ -14,7 +14,7 @@ from bnrepro.models import ACTIVATIONS, CONV_NORMS, INITS, NORMS, POSITIONS
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
     value = cfg_get(cfg, key)
     if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed)}")
+        raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed, key=str)}")
 
 
 def _number(cfg: DictConfig, key: str, *, low=None, high=None, low_open=False, integer=False) -> None:
@@ -61,6 +61,10 @@ def validate(cfg: DictConfig) -> None:
         _number(cfg, f"trainer.{key}", low=0, integer=True)
     if t.log_every < 1:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
+    _choice(cfg, "trainer.amp", {None, "bf16"})
+    _choice(cfg, "trainer.channels_last", {True, False})
+    if t.channels_last and cfg.model.name != "vgg":
+        raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
     if t.threads is not None:
         _number(cfg, "trainer.threads", low=1, integer=True)
 

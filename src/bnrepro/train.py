@@ -4,6 +4,7 @@ run.json into the run folder, whatever happens (completed, diverged, failed or i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -157,6 +158,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
             torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
             model = build_model(cfg.model).to(device)
+            if cfg.trainer.get("channels_last"):
+                model = model.to(memory_format=torch.channels_last)
             opt = build_optimizer(cfg.optim, model)
             sampler = BatchSampler(data.train, cfg.trainer.batch_size, generator(cfg.seed, "data-order"))
             probe = build_probe(cfg, model, data.test)
@@ -209,6 +212,10 @@ class Loop:
         self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "log_s": 0.0}
         self._last_write = time.perf_counter()
         self._t_loop = None
+        amp = t.get("amp")
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp == "bf16" \
+            else contextlib.nullcontext
+        self.channels_last = bool(t.get("channels_last"))
 
     # ------------------------------------------------------------------ the step
     def run(self) -> str:
@@ -219,8 +226,11 @@ class Loop:
         try:
             for step in range(1, self.max_steps + 1):
                 x, y = sampler.next()
-                out = model(x)
-                loss = F.cross_entropy(out, y)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    out = model(x)
+                    loss = F.cross_entropy(out, y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -251,7 +261,8 @@ class Loop:
             healthy = math.isfinite(train["loss"])
         t1 = time.perf_counter()
         if self.eval_every and (step % self.eval_every == 0 or last or not healthy):
-            test = evaluate(self.model, self.data.test, self.cfg.trainer.get("eval_batch_size", 1000))
+            with self.autocast():
+                test = evaluate(self.model, self.data.test, self.cfg.trainer.get("eval_batch_size", 1000))
             self.store.add(step, "test", test)
             payload.update({f"test/{k}": v for k, v in test.items()})
             self.last_test = test
@@ -260,7 +271,8 @@ class Loop:
             healthy = healthy and math.isfinite(test["loss"])
         t2 = time.perf_counter()
         if self.probe and healthy and (step % self.probe_every == 0 or last):
-            acts = self.probe()
+            with self.autocast():
+                acts = self.probe()
             self.store.add(step, "probe", acts)
             payload.update(acts)
         elif self.deltas_due and healthy and step % self.probe_every == 1:

@@ -14,7 +14,7 @@ VIEWS = ("unit", "pooled")
 
 def percentiles(x: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
     """Exact percentiles of all values of `x`, with numpy's default ('linear') interpolation."""
-    flat = x.detach().reshape(-1)
+    flat = x.detach().reshape(-1).float()  # a no-op for float32; bf16 (autocast) has no numpy counterpart
     return _percentiles_numpy(flat.numpy(), qs) if flat.device.type == "cpu" else _percentiles_torch(flat, qs)
 
 
