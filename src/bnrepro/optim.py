@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 
@@ -62,13 +62,9 @@ class FlatSGD:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> FlatSGD:
-    if cfg.name == "sgd":
-        return FlatSGD(
-            model.parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            dampening=cfg.dampening,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.nesterov,
-        )
-    raise ValueError(f"unknown optimizer {cfg.name!r}")
+    """configs/optim/<name>.yaml holds `name` plus exactly the optimizer's keyword arguments."""
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    name = kwargs.pop("name")
+    if name != "sgd":
+        raise ValueError(f"unknown optimizer {name!r}")
+    return FlatSGD(model.parameters(), **kwargs)
