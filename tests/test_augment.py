@@ -36,3 +36,15 @@ def test_evaluation_and_probe_batches_are_never_augmented():
     x, _ = split.batch(torch.arange(4))
     assert torch.equal(x, split.x[:4])
     assert torch.equal(next(split.chunks(10))[0], split.x)
+
+
+def test_the_memory_format_is_the_last_step_for_every_batch():
+    cl = torch.channels_last
+    split = Split(x=torch.rand(10, 3, 8, 8), y=torch.arange(10), memory_format=cl)
+    g = generator(0, "augment")
+    split.augment = lambda x: random_crop_flip(x, g)
+    train_x, _ = split.batch(torch.arange(4), augment=True)  # after augmentation
+    probe_x, _ = split.batch(torch.arange(4))
+    eval_x = next(split.chunks(5))[0]
+    for x in (train_x, probe_x, eval_x):
+        assert x.is_contiguous(memory_format=cl) and not x.is_contiguous()

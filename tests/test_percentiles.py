@@ -24,3 +24,10 @@ def test_pools_every_value_of_a_matrix():
 
 def test_ties_and_constant_input():
     np.testing.assert_allclose(percentiles(torch.ones(50), QS), [1, 1, 1])
+
+
+def test_float64_keeps_its_precision_and_bf16_is_accepted():
+    x = torch.randn(1001, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 1e-3 + 1.0
+    np.testing.assert_allclose(percentiles(x, QS), np.percentile(x.numpy(), QS), rtol=1e-15, atol=0)
+    b = x.to(torch.bfloat16)
+    np.testing.assert_allclose(percentiles(b, QS), np.percentile(b.float().numpy(), QS), rtol=1e-6)

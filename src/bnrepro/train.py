@@ -160,6 +160,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             model = build_model(cfg.model).to(device)
             if cfg.trainer.get("channels_last"):
                 model = model.to(memory_format=torch.channels_last)
+                data.train.memory_format = data.test.memory_format = torch.channels_last
             opt = build_optimizer(cfg.optim, model)
             sampler = BatchSampler(data.train, cfg.trainer.batch_size, generator(cfg.seed, "data-order"))
             probe = build_probe(cfg, model, data.test)
@@ -215,7 +216,7 @@ class Loop:
         amp = t.get("amp")
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp == "bf16" \
             else contextlib.nullcontext
-        self.channels_last = bool(t.get("channels_last"))
+        self.eval_batch_size = t.get("eval_batch_size", 1000)
 
     # ------------------------------------------------------------------ the step
     def run(self) -> str:
@@ -226,8 +227,6 @@ class Loop:
         try:
             for step in range(1, self.max_steps + 1):
                 x, y = sampler.next()
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
                 with self.autocast():
                     out = model(x)
                     loss = F.cross_entropy(out, y)
@@ -262,7 +261,7 @@ class Loop:
         t1 = time.perf_counter()
         if self.eval_every and (step % self.eval_every == 0 or last or not healthy):
             with self.autocast():
-                test = evaluate(self.model, self.data.test, self.cfg.trainer.get("eval_batch_size", 1000))
+                test = evaluate(self.model, self.data.test, self.eval_batch_size)
             self.store.add(step, "test", test)
             payload.update({f"test/{k}": v for k, v in test.items()})
             self.last_test = test
@@ -276,7 +275,8 @@ class Loop:
             self.store.add(step, "probe", acts)
             payload.update(acts)
         elif self.deltas_due and healthy and step % self.probe_every == 1:
-            self.store.add(step, "probe", self.probe.deltas())
+            with self.autocast():  # the same precision as the probe whose moments these are compared with
+                self.store.add(step, "probe", self.probe.deltas())
         t3 = time.perf_counter()
         if self.wandb_every and (step % self.wandb_every == 0 or last or not healthy):
             # One call per W&B cadence (a call costs ~0.3 ms): training metrics as means since the previous

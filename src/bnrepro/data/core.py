@@ -29,6 +29,8 @@ class Split:
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     # Training batches only, after the transform (data.augment); never used for evaluation or probes.
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # The layout every prepared batch ends in (trainer.channels_last), for training, evaluation and probes alike.
+    memory_format: torch.memory_format | None = None
 
     def __len__(self) -> int:
         return self.y.shape[0]
@@ -37,7 +39,7 @@ class Split:
         """The whole split in order, `size` rows at a time, model-ready (for evaluation)."""
         for i in range(0, len(self), size):
             x = self.x[i : i + size]
-            yield (x if self.transform is None else self.transform(x)), self.y[i : i + size]
+            yield self._layout(x if self.transform is None else self.transform(x)), self.y[i : i + size]
 
     def batch(self, idx: torch.Tensor, augment: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         # index_select is ~4x cheaper than x[idx] for a batch of rows on the CPU.
@@ -45,7 +47,10 @@ class Split:
         x = x if self.transform is None else self.transform(x)
         if augment and self.augment is not None:
             x = self.augment(x)
-        return x, self.y.index_select(0, idx)
+        return self._layout(x), self.y.index_select(0, idx)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
 
     @property
     def eval_input(self) -> torch.Tensor:

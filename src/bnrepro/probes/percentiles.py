@@ -14,7 +14,9 @@ VIEWS = ("unit", "pooled")
 
 def percentiles(x: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
     """Exact percentiles of all values of `x`, with numpy's default ('linear') interpolation."""
-    flat = x.detach().reshape(-1).float()  # a no-op for float32; bf16 (autocast) has no numpy counterpart
+    flat = x.detach().reshape(-1)
+    if flat.dtype in (torch.bfloat16, torch.float16):  # autocast's dtypes: no numpy counterpart / no quantile
+        flat = flat.float()
     return _percentiles_numpy(flat.numpy(), qs) if flat.device.type == "cpu" else _percentiles_torch(flat, qs)
 
 
@@ -100,12 +102,12 @@ class ActivationProbe:
         for name, act in self.capture().items():
             for view, values in (("unit", act[:, self.unit]), ("pooled", act)):
                 for q, v in zip(self.qs, percentiles(values, self.qs)):
-                    out[metric_key(name, view, q)] = float(v)
+                    out[metric_key(name, view, f"p{q:g}")] = float(v)
             if self.moments:
                 mean, var = _moments(act)
                 self.last_moments[name] = (mean, var)
-                out[f"act/{name}/pooled/mean"] = mean
-                out[f"act/{name}/pooled/std"] = var ** 0.5
+                out[metric_key(name, "pooled", "mean")] = mean
+                out[metric_key(name, "pooled", "std")] = var ** 0.5
         return out
 
     def deltas(self) -> dict[str, float]:
@@ -116,8 +118,8 @@ class ActivationProbe:
             if name in self.last_moments:
                 mean, var = _moments(act)
                 prev_mean, prev_var = self.last_moments[name]
-                out[f"act/{name}/pooled/dmean"] = abs(mean - prev_mean)
-                out[f"act/{name}/pooled/dvar"] = abs(var - prev_var)
+                out[metric_key(name, "pooled", "dmean")] = abs(mean - prev_mean)
+                out[metric_key(name, "pooled", "dvar")] = abs(var - prev_var)
         return out
 
 
@@ -126,5 +128,6 @@ def _moments(act: torch.Tensor) -> tuple[float, float]:
     return float(flat.mean()), float(flat.var())
 
 
-def metric_key(layer: str, view: str, q: float) -> str:
-    return f"act/{layer}/{view}/p{q:g}"
+def metric_key(layer: str, view: str, stat: str) -> str:
+    """The one place the probe's metric names are spelled: act/<layer>/<view>/<stat>, e.g. act/layer3/pooled/p15."""
+    return f"act/{layer}/{view}/{stat}"
