@@ -21,6 +21,10 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("device=tpu", "device"),
     ("data.root=''", "data.root"),
     ("trainer.amp=fp8", "trainer.amp"),
+    ("data.allow_unofficial=yes", "data.allow_unofficial"),
+    ("data.normalize=1", "data.normalize"),
+    ("probe.moments=sometimes", "probe.moments"),
+    ("probe.layers=layer2", "probe.layers"),
     ("trainer.channels_last=true", "trainer.channels_last"),
 ])
 def test_invalid_values_name_the_key(override, key):

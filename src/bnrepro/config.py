@@ -17,6 +17,12 @@ def _choice(cfg: DictConfig, key: str, allowed) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed, key=str)}")
 
 
+def _flag(cfg: DictConfig, key: str) -> None:
+    value = cfg_get(cfg, key)
+    if not isinstance(value, bool):  # not a set lookup: 1 == True and 0 == False in Python
+        raise ConfigError(f"{key}={value!r} must be true or false")
+
+
 def _number(cfg: DictConfig, key: str, *, low=None, high=None, low_open=False, integer=False) -> None:
     value = cfg_get(cfg, key)
     kind = int if integer else (int, float)
@@ -62,7 +68,7 @@ def validate(cfg: DictConfig) -> None:
     if t.log_every < 1:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
     _choice(cfg, "trainer.amp", {None, "bf16"})
-    _choice(cfg, "trainer.channels_last", {True, False})
+    _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
     if t.threads is not None:
@@ -74,14 +80,19 @@ def validate(cfg: DictConfig) -> None:
     if not str(cfg.data.root).strip():
         raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
     _choice(cfg, "data.sparse_eval", {"auto", True, False})
-    if cfg.data.get("augment") not in (None, True, False):
-        raise ConfigError(f"data.augment={cfg.data.augment!r} must be true or false")
+    for key in ("download", "normalize", "allow_unofficial", "augment"):
+        if key in cfg.data:
+            _flag(cfg, f"data.{key}")
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
         _number(cfg, "probe.unit", low=0, integer=True)
         if cfg.probe.unit >= min(widths):
             raise ConfigError(f"probe.unit={cfg.probe.unit} must be < the narrowest layer's width ({min(widths)})")
         _choice(cfg, "probe.bn_stats", {"batch", "running"})
+        _flag(cfg, "probe.moments")
+        layers = cfg.probe.layers
+        if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
+            raise ConfigError(f"probe.layers={layers!r} must be null or a list of layer names such as [layer2, layer9]")
         qs = list(cfg.probe.percentiles)
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
