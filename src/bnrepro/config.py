@@ -8,7 +8,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from bnrepro import ConfigError
-from bnrepro.models import ACTIVATIONS, CONV_NORMS, INITS, NORMS, POSITIONS
+from bnrepro.models import ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -48,8 +48,9 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "device", {"auto", "cpu", "cuda"})
     _number(cfg, "seed", low=0, integer=True)
 
-    _choice(cfg, "model.name", {"mlp", "vgg"})
-    widths = _validate_mlp(cfg) if cfg.model.name == "mlp" else _validate_vgg(cfg)
+    _choice(cfg, "model.name", set(MODELS))
+    widths = {"mlp": _validate_mlp, "vgg": _validate_vgg, "dln": _validate_dln}[cfg.model.name](cfg)
+    _validate_norm(cfg)
 
     _choice(cfg, "optim.name", {"sgd"})
     _number(cfg, "optim.lr", low=0, low_open=True)
@@ -77,9 +78,10 @@ def validate(cfg: DictConfig) -> None:
     from bnrepro.data import LOADERS
 
     _choice(cfg, "data.name", set(LOADERS))
-    if not str(cfg.data.root).strip():
+    if "root" in cfg.data and not str(cfg.data.root).strip():
         raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
-    _choice(cfg, "data.sparse_eval", {"auto", True, False})
+    if "sparse_eval" in cfg.data:
+        _choice(cfg, "data.sparse_eval", {"auto", True, False})
     for key in ("download", "normalize", "allow_unofficial", "augment"):
         if key in cfg.data:
             _flag(cfg, f"data.{key}")
@@ -97,6 +99,9 @@ def validate(cfg: DictConfig) -> None:
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
 
+    # model.layers(): every tapped layer plus the output layer (the DLN taps its output layer too)
+    _validate_step_probes(cfg, cfg.model.depth if cfg.model.name == "dln" else len(widths) + 1)
+
     _choice(cfg, "logger.name", {"wandb", "none"})
     if cfg.logger.name == "wandb":
         _choice(cfg, "logger.mode", {"offline", "online", "disabled"})
@@ -104,12 +109,9 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _validate_mlp(cfg: DictConfig) -> list[int]:
-    _choice(cfg, "model.norm", set(NORMS))
     _choice(cfg, "model.activation", set(ACTIVATIONS))
     _choice(cfg, "model.init", set(INITS))
     _number(cfg, "model.init_std", low=0, low_open=True)
-    _number(cfg, "model.bn_eps", low=0, low_open=True)
-    _number(cfg, "model.bn_momentum", low=0, high=1)
     hidden = list(cfg.model.hidden)
     if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
         raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
@@ -117,22 +119,54 @@ def _validate_mlp(cfg: DictConfig) -> list[int]:
 
 
 def _validate_vgg(cfg: DictConfig) -> list[int]:
-    _choice(cfg, "model.norm", set(CONV_NORMS))
     _number(cfg, "model.width", low=0, low_open=True)
-    _number(cfg, "model.bn_eps", low=0, low_open=True)
-    _number(cfg, "model.bn_momentum", low=0, high=1)
     layers = list(cfg.model.layers)
     convs = [c for c in layers if c != "M"]
     if not convs or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in convs):
         raise ConfigError(f"model.layers={layers} must list positive conv widths and 'M' for max-pooling")
     if cfg.model.image_size % 2 ** layers.count("M"):
         raise ConfigError(f"model.image_size={cfg.model.image_size} cannot be halved {layers.count('M')} times")
-    _choice(cfg, "model.noise.position", set(POSITIONS))
-    _number(cfg, "model.noise.n_mu", low=0)
-    _number(cfg, "model.noise.n_sigma", low=1)
-    _number(cfg, "model.noise.r_mu", low=0)
-    _number(cfg, "model.noise.r_sigma", low=0)
     return [max(1, round(c * cfg.model.width)) for c in convs]
+
+
+def _validate_dln(cfg: DictConfig) -> list[int]:
+    for key in ("depth", "width", "in_features", "out_features"):
+        _number(cfg, f"model.{key}", low=1, integer=True)
+    _flag(cfg, "model.bias")
+    return [cfg.model.width] * (cfg.model.depth - 1) + [cfg.model.out_features]
+
+
+def _validate_norm(cfg: DictConfig) -> None:
+    _choice(cfg, "model.norm", set(NORMS))
+    _number(cfg, "model.bn_eps", low=0, low_open=True)
+    _number(cfg, "model.bn_momentum", low=0, high=1)
+    if "noise" in cfg.model:
+        _choice(cfg, "model.noise.position", set(POSITIONS))
+        _number(cfg, "model.noise.n_mu", low=0)
+        _number(cfg, "model.noise.n_sigma", low=1)
+        _number(cfg, "model.noise.r_mu", low=0)
+        _number(cfg, "model.noise.r_sigma", low=0)
+
+
+def _validate_step_probes(cfg: DictConfig, n_layers: int) -> None:
+    """The probes that measure the optimisation step itself (ICS, loss landscape)."""
+    _number(cfg, "trainer.ics_every", low=0, integer=True)
+    _number(cfg, "trainer.landscape_every", low=0, integer=True)
+    if cfg.trainer.ics_every:
+        layers = cfg.ics.layers
+        if layers is not None and (isinstance(layers, (str, int)) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 2 <= i <= n_layers for i in layers)):
+            raise ConfigError(f"ics.layers={layers!r} must be null (the model's default) or a list of layer numbers "
+                              f"in 2..{n_layers} (layer #1 has no earlier layers to update)")
+    if cfg.trainer.landscape_every:
+        _number(cfg, "landscape.eta_min", low=0, low_open=True)
+        _number(cfg, "landscape.eta_max", low=0, low_open=True)
+        if cfg.landscape.eta_max < cfg.landscape.eta_min:
+            raise ConfigError(f"landscape.eta_max={cfg.landscape.eta_max} must be >= landscape.eta_min="
+                              f"{cfg.landscape.eta_min}")
+        _number(cfg, "landscape.points", low=1, integer=True)
+        _choice(cfg, "landscape.spacing", {"linear", "log"})
+        _flag(cfg, "landscape.batched")
 
 
 def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_features: int) -> None:
@@ -141,6 +175,6 @@ def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_feature
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set ({n_train})")
     if cfg.trainer.probe_every and cfg.probe.batch_size > n_test:
         raise ConfigError(f"probe.batch_size={cfg.probe.batch_size} is larger than the test set ({n_test})")
-    key = "in_features" if cfg.model.name == "mlp" else "in_channels"
+    key = "in_channels" if cfg.model.name == "vgg" else "in_features"
     if cfg.model[key] != in_features:
         raise ConfigError(f"model.{key}={cfg.model[key]} but the data has {in_features} {key.removeprefix('in_')}")

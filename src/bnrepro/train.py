@@ -27,12 +27,21 @@ from bnrepro.logger import NullLogger, build_logger
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
-from bnrepro.probes import ActivationProbe
+from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay, eta_grid
 from bnrepro.runinfo import environment, now, save_code_diff, write_json
 
 log = logging.getLogger("bnrepro")
 
 CHECKPOINT_METRICS_EVERY_S = 60.0  # rewrite metrics.parquet at most this often, so a killed run keeps its past
+
+
+def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||f(x) - y||^2 summed over the batch and the outputs: the deep linear network's loss at the paper's scale."""
+    return (out.float() - y).pow(2).sum()
+
+
+# The training loss of each task; only classification has an accuracy.
+LOSSES = {"classification": F.cross_entropy, "regression": sum_squared_error}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,12 +81,15 @@ def run_name(cfg: DictConfig) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: Split, chunk: int = 1000) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, split: Split, chunk: int = 1000, task: str = "classification") -> dict[str, float]:
     """Loss and accuracy over the whole split. Model-ready inputs go through in one pass (MNIST: 10k rows, CSR);
-    splits with a batch transform (uint8 images) go through in chunks, transformed on the device."""
+    splits with a batch transform (uint8 images) go through in chunks, transformed on the device.
+    Regression reports the summed squared error over the split (the training loss's scale at full batch)."""
     was_training = model.training
     model.eval()
     try:
+        if task == "regression":
+            return {"loss": float(sum(sum_squared_error(model(x), y) for x, y in split.chunks(chunk)))}
         if split.transform is None:
             out = model(split.eval_input)
             loss = F.cross_entropy(out, split.y)
@@ -167,6 +179,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             info["probe_unit"] = cfg.probe.unit if probe else None
             logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
             loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir)
+            loop.step_probes(cfg)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
         info["error"] = f"interrupted ({e})" if str(e) else "interrupted"
@@ -203,6 +216,9 @@ class Loop:
             cadences.append(1)
         self.tick = reduce(gcd, cadences + [self.progress_every])
         device = data.train.x.device
+        self.task = data.task
+        self.loss_fn = LOSSES[data.task]
+        self.classification = data.task == "classification"
         # Per-step loss and correct counts stay on the device: no host sync inside the step.
         self.losses = torch.zeros(self.max_steps, device=device)
         self.correct = torch.zeros(self.max_steps, dtype=torch.int64, device=device)
@@ -210,7 +226,11 @@ class Loop:
         self.diverged_at: int | None = None
         self.last_test: dict[str, float] = {}
         self.best_test_acc = float("nan")
-        self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "log_s": 0.0}
+        self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "step_probe_s": 0.0, "log_s": 0.0}
+        self.ics: ICSProbe | None = None
+        self.landscape: LandscapeProbe | None = None
+        self.ics_every = self.landscape_every = 0
+        self.pending: dict[str, float] = {}  # step-probe results waiting for the next W&B call
         self._last_write = time.perf_counter()
         self._t_loop = None
         amp = t.get("amp")
@@ -218,23 +238,67 @@ class Loop:
             else contextlib.nullcontext
         self.eval_batch_size = t.get("eval_batch_size", 1000)
 
+    def step_probes(self, cfg: DictConfig) -> None:
+        """The probes that look inside a training step (ICS, loss landscape), when their cadence is on."""
+        t = cfg.trainer
+        replay = NoiseReplay(self.model)  # noisy BN: the probes see the noise the step drew
+        if t.ics_every:
+            layers = cfg.ics.layers
+            self.ics = ICSProbe(self.model, self.loss_fn, list(layers) if layers else None, replay, self.autocast)
+            self.ics_every = t.ics_every
+        if t.landscape_every:
+            c = cfg.landscape
+            etas = eta_grid(cfg.optim.lr, c.eta_min, c.eta_max, c.points, c.spacing)
+            self.landscape = LandscapeProbe(self.model, self.loss_fn, etas, c.batched, replay, self.autocast)
+            self.landscape_every = t.landscape_every
+        self.replay = replay
+
+    def probe_step(self, step: int, when: str, x: torch.Tensor, y: torch.Tensor, ics: bool, landscape: bool) -> None:
+        t0 = time.perf_counter()
+        if when == "before_forward":
+            self.replay.snapshot()
+        elif when == "before_step":
+            if landscape:
+                self.record_step_probe(step, self.landscape(x, y))
+            if ics:
+                self.ics.before_step()
+        elif ics:
+            self.record_step_probe(step, self.ics.after_step(x, y))
+        self.timings["step_probe_s"] += time.perf_counter() - t0
+
+    def record_step_probe(self, step: int, values: dict[str, float]) -> None:
+        self.store.add(step, "probe", values)
+        self.pending.update(values)
+
     # ------------------------------------------------------------------ the step
     def run(self) -> str:
         model, opt, sampler, losses, correct = self.model, self.opt, self.sampler, self.losses, self.correct
+        loss_fn, classification = self.loss_fn, self.classification
+        ics_every, landscape_every = self.ics_every, self.landscape_every
         model.train()
         self.events(0)
         self._t_loop = time.perf_counter()
         try:
             for step in range(1, self.max_steps + 1):
+                ics = bool(ics_every) and step % ics_every == 0
+                landscape = bool(landscape_every) and step % landscape_every == 0
+                probing = ics or landscape
+                if probing:
+                    self.probe_step(step, "before_forward", None, None, ics, landscape)
                 x, y = sampler.next()
                 with self.autocast():
                     out = model(x)
-                    loss = F.cross_entropy(out, y)
+                    loss = loss_fn(out, y)
                 opt.zero_grad()
                 loss.backward()
+                if probing:
+                    self.probe_step(step, "before_step", x, y, ics, landscape)
                 opt.step()
+                if probing:
+                    self.probe_step(step, "after_step", x, y, ics, landscape)
                 losses[step - 1] = loss.detach()
-                correct[step - 1] = (out.detach().argmax(1) == y).sum()
+                if classification:
+                    correct[step - 1] = (out.detach().argmax(1) == y).sum()
                 self.steps_done = step
                 if (step % self.tick == 0 or step == self.max_steps) and not self.events(step):
                     return "diverged"
@@ -251,21 +315,20 @@ class Loop:
         t0 = time.perf_counter()
         if step and (step % self.log_every == 0 or last):
             window = slice(self.flushed, step)
-            train = {
-                "loss": float(self.losses[window].mean()),
-                "acc": float(self.correct[window].sum()) / (self.batch_size * (step - self.flushed)),
-            }
+            train = {"loss": float(self.losses[window].mean())}
+            if self.classification:
+                train["acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.flushed))
             self.flushed = step
             self.store.add(step, "train", train)
             healthy = math.isfinite(train["loss"])
         t1 = time.perf_counter()
         if self.eval_every and (step % self.eval_every == 0 or last or not healthy):
             with self.autocast():
-                test = evaluate(self.model, self.data.test, self.eval_batch_size)
+                test = evaluate(self.model, self.data.test, self.eval_batch_size, self.task)
             self.store.add(step, "test", test)
             payload.update({f"test/{k}": v for k, v in test.items()})
             self.last_test = test
-            if test["acc"] > self.best_test_acc or math.isnan(self.best_test_acc):
+            if "acc" in test and (test["acc"] > self.best_test_acc or math.isnan(self.best_test_acc)):
                 self.best_test_acc = test["acc"]
             healthy = healthy and math.isfinite(test["loss"])
         t2 = time.perf_counter()
@@ -284,8 +347,11 @@ class Loop:
             if step > self.wandb_flushed:
                 window = slice(self.wandb_flushed, step)
                 payload["train/loss"] = float(self.losses[window].mean())
-                payload["train/acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.wandb_flushed))
+                if self.classification:
+                    payload["train/acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.wandb_flushed))
                 self.wandb_flushed = step
+            payload.update(self.pending)
+            self.pending = {}
             self.logger.log(payload, step=step)
         if step and (step % self.progress_every == 0 or last or not healthy):
             self.progress(step)
@@ -304,9 +370,9 @@ class Loop:
 
     def progress(self, step: int) -> None:
         elapsed = time.perf_counter() - self._t_loop
-        test = f" test_acc {self.last_test['acc']:.4f}" if self.last_test else ""
+        test = " ".join(f"test_{k} {v:.4g}" for k, v in self.last_test.items())
         train_loss = float(self.losses[max(0, step - self.log_every) : step].mean())
-        log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4f%s | %.0f steps/s",
+        log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4g %s | %.0f steps/s",
                  run_name(self.cfg), step, self.max_steps, 100 * step / max(1, self.max_steps),
                  train_loss, test, step / max(elapsed, 1e-9))
 

@@ -8,18 +8,19 @@ from omegaconf import DictConfig
 from bnrepro.data.core import (ENV_VAR, BatchSampler, Dataset, Split, generator, sparse_eval_layout, stream_seed,
                                unofficial)
 from bnrepro.data.cifar10 import load_cifar10, locate_cifar10
+from bnrepro.data.linear import load_linear
 from bnrepro.data.mnist import MNIST_GZ_MD5, MNIST_IDX_SHA256, load_mnist, locate_mnist
 
 __all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "unofficial", "load_dataset",
-           "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "MNIST_GZ_MD5", "MNIST_IDX_SHA256"]
+           "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "load_linear", "MNIST_GZ_MD5", "MNIST_IDX_SHA256"]
 
-LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
+LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "linear": load_linear}
 
 
 def load_dataset(cfg: DictConfig, device: torch.device) -> Dataset:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         data = LOADERS[cfg.name](cfg, device)
-        if data.test.transform is None:  # a CSR copy only for model-ready (float) inputs
+        if data.test.transform is None and "sparse_eval" in cfg:  # a CSR copy only for model-ready (float) inputs
             sparse_eval_layout(data.test, cfg.sparse_eval, device)
     return data

@@ -23,7 +23,7 @@ log = logging.getLogger("bnrepro.data")
 @dataclass
 class Split:
     x: torch.Tensor  # the whole split on the training device: float32 [N, features], or uint8 images [N, C, H, W]
-    y: torch.Tensor  # int64 [N]
+    y: torch.Tensor  # int64 class labels [N], or float targets [N, outputs] for regression
     x_eval: torch.Tensor | None = None  # the same inputs in the fastest exact layout for inference
     # Applied to whole batches on the device (e.g. uint8 -> normalised float); None when x is model-ready.
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -64,6 +64,7 @@ class Dataset:
     test: Split
     source: str  # the folder the files were read from
     official: bool  # the files matched the official checksums
+    task: str = "classification"  # or "regression": y holds float targets, there is no accuracy
 
     @property
     def in_features(self) -> int:

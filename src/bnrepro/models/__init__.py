@@ -1,17 +1,28 @@
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from bnrepro.models.mlp import ACTIVATIONS, INITS, MLP, NORMS
+from bnrepro.models.dln import DeepLinear
+from bnrepro.models.lp_norm import LpNorm
+from bnrepro.models.mlp import ACTIVATIONS, INITS, MLP
 from bnrepro.models.noisy_bn import POSITIONS, NoisyBatchNorm
-from bnrepro.models.vgg import CONV_NORMS, VGG, VGG16
+from bnrepro.models.norms import NORM_LAYERS, NORMS, build_norm
+from bnrepro.models.vgg import VGG, VGG16
 
-__all__ = ["ACTIVATIONS", "CONV_NORMS", "INITS", "MODELS", "NORMS", "POSITIONS", "MLP", "VGG", "VGG16",
-           "NoisyBatchNorm", "build_model"]
+__all__ = ["ACTIVATIONS", "INITS", "MODELS", "NORMS", "NORM_LAYERS", "POSITIONS", "MLP", "VGG", "VGG16",
+           "DeepLinear", "LpNorm", "NoisyBatchNorm", "build_model", "build_norm", "layer_weight"]
 
 # configs/model/<name>.yaml holds `name` plus exactly the constructor's keyword arguments.
-MODELS = {"mlp": MLP, "vgg": VGG}
+MODELS = {"mlp": MLP, "vgg": VGG, "dln": DeepLinear}
 
 
 def build_model(cfg: DictConfig) -> nn.Module:
     kwargs = OmegaConf.to_container(cfg, resolve=True)
     return MODELS[kwargs.pop("name")](**kwargs)
+
+
+def layer_weight(layer: nn.Module) -> nn.Parameter:
+    """W_i of a layer from `model.layers()`: its (first) linear or conv weight."""
+    for m in layer.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            return m.weight
+    raise ValueError(f"{type(layer).__name__} has no linear or conv weight")

@@ -7,18 +7,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from bnrepro.models.norms import build_norm
+
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-
-
-def _batch_norm(width: int, eps: float, momentum: float) -> nn.Module:
-    return nn.BatchNorm1d(width, eps=eps, momentum=momentum)
-
-
-# Later values (layer norm, BN after the activation, lp-normalisation) register here.
-NORMS = {
-    "none": lambda width, eps, momentum: nn.Identity(),
-    "batch": _batch_norm,
-}
 
 
 def _gaussian(weight: torch.Tensor, std: float) -> None:
@@ -33,6 +24,8 @@ INITS = {"gaussian": _gaussian, "glorot": _glorot}
 
 
 class MLP(nn.Module):
+    ICS_LAYERS = (2, 3)  # the ICS probe's default layers
+
     def __init__(
         self,
         in_features: int = 784,
@@ -44,15 +37,16 @@ class MLP(nn.Module):
         init_std: float = 0.1,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        noise: dict | None = None,
     ):
         super().__init__()
         blocks, width = [], in_features
-        for h in hidden:
+        for i, h in enumerate(hidden, start=1):
             blocks.append(
                 nn.Sequential(
                     OrderedDict(
                         linear=nn.Linear(width, h),
-                        norm=NORMS[norm](h, bn_eps, bn_momentum),
+                        norm=build_norm(norm, h, eps=bn_eps, momentum=bn_momentum, noise=noise, index=i),
                         act=ACTIVATIONS[activation](),
                     )
                 )
@@ -68,6 +62,10 @@ class MLP(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x)
+
+    def layers(self) -> list[nn.Module]:
+        """Layer #i (from 1) and everything it owns (weights, normalisation), the output layer last."""
+        return [*self.blocks, self.head]
 
     def taps(self) -> dict[str, nn.Module]:
         """The activation modules whose *input* the probes record, named layer1..layerN (paper numbering)."""

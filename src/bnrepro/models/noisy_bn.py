@@ -30,8 +30,8 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError("noisy BN needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0")
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
         self.position, self.seed = position, seed
-        # Training draws from the "train" stream; probes switch to "probe", so that measuring the noisy
-        # activations never shifts the noise that training sees.
+        # Training draws from the "train" stream; probes switch to "probe" (fresh noise) or "replay" (a copy of the
+        # noise a training step drew), so that measuring never shifts the noise that training sees.
         self.stream = "train"
         self._gens: dict[str, torch.Generator] = {}
 
@@ -40,12 +40,25 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected 2D-5D input (got {x.dim()}D)")
 
     def generator(self, device: torch.device) -> torch.Generator:
-        g = self._gens.get(self.stream)
+        return self._stream_generator(self.stream, device)
+
+    def _stream_generator(self, stream: str, device: torch.device) -> torch.Generator:
+        g = self._gens.get(stream)
         if g is None or g.device != device:
             g = torch.Generator(device=device)
-            g.manual_seed(self.seed if self.stream == "train" else self.seed + 1_000_003)
-            self._gens[self.stream] = g
+            g.manual_seed(self.seed if stream == "train" else self.seed + 1_000_003)
+            self._gens[stream] = g
         return g
+
+    def snapshot(self) -> torch.Tensor:
+        """The training stream's state: replay(state) later redraws exactly the noise the next training forward gets."""
+        return self._stream_generator("train", self.weight.device).get_state()
+
+    def replay(self, state: torch.Tensor) -> None:
+        """Draw from a copy of a snapshot (the probes' view of a training step); the training stream is untouched."""
+        g = torch.Generator(device=self.weight.device)
+        g.set_state(state)
+        self._gens["replay"], self.stream = g, "replay"
 
     def sample_noise(self, shape: torch.Size, device: torch.device, dtype: torch.dtype):
         """One training step's (s, m), with the per-channel (sigma, mu) they were drawn around."""

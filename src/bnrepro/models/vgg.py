@@ -9,26 +9,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bnrepro.models.noisy_bn import NoisyBatchNorm
+from bnrepro.models.norms import build_norm
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-def _conv_norm(kind: str, channels: int, eps: float, momentum: float, noise: dict, index: int) -> nn.Module:
-    if kind == "none":
-        return nn.Identity()
-    if kind == "batch":
-        return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
-    if kind == "noisy_batch":
-        # Each layer's noise has its own seed, derived from the configured one.
-        return NoisyBatchNorm(channels, eps=eps, momentum=momentum, **{**noise, "seed": noise.get("seed", 0) + index})
-    raise ValueError(f"unknown norm {kind!r}")
-
-
-CONV_NORMS = ("none", "batch", "noisy_batch")
-
-
 class VGG(nn.Module):
+    ICS_LAYERS = (5, 10)  # Santurkar Fig 3
+
     def __init__(self, layers: Sequence = VGG16, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
                  norm: str = "none", width: float = 1.0, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
                  noise: dict | None = None):
@@ -43,7 +31,7 @@ class VGG(nn.Module):
             out = max(1, round(int(item) * width))
             features.append(nn.Sequential(OrderedDict(
                 conv=nn.Conv2d(channels, out, 3, padding=1),
-                norm=_conv_norm(norm, out, bn_eps, bn_momentum, noise or {}, n_conv),
+                norm=build_norm(norm, out, conv=True, eps=bn_eps, momentum=bn_momentum, noise=noise, index=n_conv),
                 act=nn.ReLU(),
             )))
             channels = out
@@ -59,6 +47,10 @@ class VGG(nn.Module):
 
     def convs(self) -> list[nn.Sequential]:
         return [b for b in self.features if isinstance(b, nn.Sequential)]
+
+    def layers(self) -> list[nn.Module]:
+        """Layer #i (from 1): conv layer #i with its normalisation; the classifier last."""
+        return [*self.convs(), self.classifier]
 
     def taps(self) -> dict[str, nn.Module]:
         """The ReLU of conv layer #i, whose input is the layer's output before the nonlinearity."""

@@ -1,6 +1,10 @@
 """Measurements taken during training. A probe never changes training: no draws from the training
-RNG streams, no BN running-statistic updates, no autograd graph."""
+RNG streams, no updates of normalisation layers' running statistics, no writes to weights or gradients."""
 
+from bnrepro.probes.context import NoiseReplay, frozen_norm_stats
+from bnrepro.probes.ics import ICSProbe
+from bnrepro.probes.landscape import LandscapeProbe, eta_grid
 from bnrepro.probes.percentiles import ActivationProbe, percentiles
 
-__all__ = ["ActivationProbe", "percentiles"]
+__all__ = ["ActivationProbe", "ICSProbe", "LandscapeProbe", "NoiseReplay", "eta_grid", "frozen_norm_stats",
+           "percentiles"]

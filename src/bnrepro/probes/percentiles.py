@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from bnrepro.probes.context import frozen_norm_stats
 
 VIEWS = ("unit", "pooled")
 
@@ -30,30 +31,6 @@ def _percentiles_torch(flat: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
     # On a GPU a sort-based quantile is fast and avoids copying the activations to the host.
     q = torch.tensor([q / 100.0 for q in qs], device=flat.device, dtype=flat.dtype)
     return torch.quantile(flat, q).cpu().numpy().astype(np.float64)
-
-
-@contextlib.contextmanager
-def frozen_bn_stats(model: nn.Module, bn_stats: str):
-    """BN normalises with batch statistics ("batch") or its running statistics ("running"), and updates nothing.
-    Noisy BN draws its noise from its probe stream meanwhile, never from the one training uses."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.training, m.track_running_stats, getattr(m, "stream", None)) for m in bns]
-    try:
-        for m in bns:
-            if bn_stats == "batch":
-                m.train()
-                m.track_running_stats = False  # no running-stat or num_batches_tracked update
-            else:
-                m.eval()
-            if hasattr(m, "stream"):
-                m.stream = "probe"
-        yield
-    finally:
-        for m, (training, track, stream) in zip(bns, saved):
-            m.train(training)
-            m.track_running_stats = track
-            if stream is not None:
-                m.stream = stream
 
 
 class ActivationProbe:
@@ -90,7 +67,7 @@ class ActivationProbe:
             for name, module in self.taps.items()
         ]
         try:
-            with torch.no_grad(), frozen_bn_stats(self.model, self.bn_stats):
+            with torch.no_grad(), frozen_norm_stats(self.model, self.bn_stats):
                 self.model(self.x_probe)
         finally:
             for h in hooks:

@@ -1,0 +1,51 @@
+"""How a probe runs the model without changing training: normalisation layers frozen, noise replayed."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from bnrepro.models import NORM_LAYERS, NoisyBatchNorm
+
+
+@contextlib.contextmanager
+def frozen_norm_stats(model: nn.Module, bn_stats: str = "batch"):
+    """Normalisation layers (BN, noisy BN, lp) normalise with batch statistics ("batch", as in training) or their
+    running statistics ("running", as at inference), and update nothing. Noisy BN draws from its probe stream
+    meanwhile (or replays a training step's noise, see NoiseReplay), never from the one training uses."""
+    norms = [m for m in model.modules() if isinstance(m, NORM_LAYERS)]
+    saved = [(m.training, m.track_running_stats, getattr(m, "stream", None)) for m in norms]
+    try:
+        for m in norms:
+            if bn_stats == "batch":
+                m.train()
+                m.track_running_stats = False  # no running-stat or num_batches_tracked update
+            else:
+                m.eval()
+            if isinstance(m, NoisyBatchNorm):
+                m.stream = "probe"
+        yield
+    finally:
+        for m, (training, track, stream) in zip(norms, saved):
+            m.train(training)
+            m.track_running_stats = track
+            if stream is not None:
+                m.stream = stream
+
+
+class NoiseReplay:
+    """Lets a probe see a training step's noisy-BN noise again: snapshot() before the step's forward, then
+    rewind() (inside frozen_norm_stats) before each probe forward. A no-op for models without noisy BN."""
+
+    def __init__(self, model: nn.Module):
+        self.modules = [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
+        self.states: list[torch.Tensor] = []
+
+    def snapshot(self) -> None:
+        self.states = [m.snapshot() for m in self.modules]
+
+    def rewind(self) -> None:
+        for m, state in zip(self.modules, self.states):
+            m.replay(state)
