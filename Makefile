@@ -12,6 +12,7 @@ RUN    := $(BIN)/python
 BNREPRO_DATA ?= $(if $(wildcard ../shared/datasets/MNIST/raw),$(abspath ../shared/datasets),data)
 export BNREPRO_DATA
 
+, := ,
 seeds ?= 1
 SEED_LIST := $(shell seq -s, 0 $$(( $(seeds) - 1 )))
 ARGS ?=
@@ -21,7 +22,7 @@ ARGS ?=
 CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data.allow_unofficial=true,)
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 
-.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn figures bench test test-slow clean
+.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures bench test test-slow clean
 
 help: ## list the targets
 	@echo "bnrepro targets (variables: seeds=N for mnist-bn, ARGS='hydra overrides'):"
@@ -63,6 +64,44 @@ cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Sa
 	echo "training wall time: $$(( ($$(date +%s%N) - start) / 1000000000 )) s (all jobs, $$dir)"; \
 	$(RUN) experiments/collect.py $$dir --out results/cifar_bn; \
 	$(RUN) experiments/figures.py cifar_bn
+
+# $(call on_gpu_or_cpu,EXPERIMENT): the full protocol (EXPERIMENT_full) on a GPU, the small one (EXPERIMENT) on
+# a CPU; sets the shell variables exp and data.
+define on_gpu_or_cpu
+if $(RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+	exp=$(1)_full; data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=$(1)_full)"; \
+else \
+	exp=$(1); data="$(CIFAR_SMALL_DATA)"; \
+	echo "No GPU: the small CPU configuration (experiment=$(1)); the full protocol is experiment=$(1)_full, on a GPU"; \
+fi
+endef
+
+# $(call sweep,NAME,OVERRIDES): one multirun into runs/NAME/make_<time>/ (several when OVERRIDES holds
+# `;`-separated groups, one subfolder each), then results/NAME/ and its figures.
+define sweep
+dir=runs/$(1)/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s); i=0; \
+IFS=';' read -ra groups <<< "$(2)"; for g in "$${groups[@]}"; do \
+	$(RUN) experiments/train.py -m $$g hydra/launcher=parallel hydra.sweep.dir=$$dir/$$i $(ARGS); i=$$((i + 1)); \
+done; \
+echo "training wall time: $$(( $$(date +%s) - start )) s (all jobs, $$dir)"; \
+$(RUN) experiments/collect.py $$dir --out results/$(1); \
+$(RUN) experiments/figures.py $(1)
+endef
+
+ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
+	@set -e; $(call on_gpu_or_cpu,ics); \
+	$(call sweep,ics,experiment=$$exp model.norm=none$(,)batch optim.lr=0.1$(,)0.01 $$data)
+
+landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Fig 4) -> results/landscape/
+	@set -e; $(call on_gpu_or_cpu,landscape); \
+	$(call sweep,landscape,experiment=$$exp model.norm=none$(,)batch $$data)
+
+lp-norm: $(STAMP) ## VGG with BN vs l1/l2/linf normalisation (Santurkar Fig 6) -> results/lp_norm/
+	@set -e; $(call on_gpu_or_cpu,lp_norm); \
+	$(call sweep,lp_norm,experiment=$$exp model.norm=batch$(,)l1$(,)l2$(,)linf $$data)
+
+dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protocol on the CPU -> results/dln/
+	@set -e; $(call sweep,dln,experiment=dln model.norm=none$(,)batch$(,)noisy_batch$(,)l1$(,)l2$(,)linf optim.lr=1e-6;experiment=dln model.norm=none$(,)batch optim.lr=1e-7)
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py

@@ -10,12 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from bnrepro.collect import summarize, summarize_variants
-from bnrepro.figures import cifar, mnist, sweep
+from bnrepro.figures import cifar, dln, ics, landscape, lp_norm, mnist, sweep
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-DRAWERS = {"mnist_bn": mnist.draw, "mnist_lr_sweep": sweep.draw, "cifar_bn": cifar.draw}
+DRAWERS = {"mnist_bn": mnist.draw, "mnist_lr_sweep": sweep.draw, "cifar_bn": cifar.draw, "ics": ics.draw,
+           "landscape": landscape.draw, "dln": dln.draw, "lp_norm": lp_norm.draw}
 # CIFAR reports the steps to given training accuracies (50-step rolling mean), as the paper compares training speed.
-SUMMARIES = {"cifar_bn": {"thresholds": (0.5, 0.7, 0.9), "on": "train", "smooth": 5}}
+CIFAR_SUMMARY = {"thresholds": (0.5, 0.7, 0.9), "on": "train", "smooth": 5}
+SUMMARIES = {"cifar_bn": CIFAR_SUMMARY, "ics": CIFAR_SUMMARY, "landscape": CIFAR_SUMMARY, "lp_norm": CIFAR_SUMMARY}
 
 
 def summary(results_dir: Path) -> pd.DataFrame:

@@ -103,12 +103,13 @@ def brute_force_landscape(model, x, y, etas):
         with frozen_norm_stats(m, "batch"):
             loss = F.cross_entropy(m(x), y)
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         diffs.append(float(torch.sqrt(sum((g[n] - p.grad).pow(2).sum() for n, p in m.named_parameters()))))
     return {
         "landscape/loss_min": min(losses), "landscape/loss_max": max(losses),
         "landscape/gpred_min": min(diffs), "landscape/gpred_max": max(diffs),
         "landscape/beta": max(d / (e * float(gnorm)) for d, e in zip(diffs, etas)),
+        "landscape/beta_min": min(d / (e * float(gnorm)) for d, e in zip(diffs, etas)),
         "landscape/gnorm": float(gnorm),
     }
 

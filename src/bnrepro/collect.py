@@ -65,31 +65,57 @@ def first_step_reaching(test_acc: pd.DataFrame, threshold: float) -> float:
 
 def summarize(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds=THRESHOLDS, on: str = "test",
               smooth: int = 1) -> pd.DataFrame:
-    """Per run: final and best test accuracy (and final training accuracy), and the first step at which the
-    accuracy on `on` ("test" or "train"; train smoothed over `smooth` stored points) reaches each threshold."""
+    """Per run: final training loss; for classifiers, final and best test accuracy, final training accuracy, and
+    the first step at which the accuracy on `on` ("test" or "train"; train smoothed over `smooth` stored points)
+    reaches each threshold; for runs with step probes (ICS, landscape), their summaries (probe_summary)."""
     rows = []
-    acc = metrics[metrics["metric"] == "acc"].sort_values("step")
     info = runs.set_index("run_id")
-    for run_id, g in acc.groupby("run_id", sort=False, observed=True):
-        test, train = g[g["split"] == "test"], g[g["split"] == "train"]
-        if not len(test):
-            continue
-        row = {k: test.iloc[0][k] for k in RUN_KEYS}
-        row.update(status=info.loc[run_id, "status"], steps=int(g["step"].max()),
-                   final_test_acc=float(test["value"].iloc[-1]), best_test_acc=float(test["value"].max()))
-        if len(train):
-            row["final_train_acc"] = float(train["value"].iloc[-max(1, smooth):].mean())
-        curve = test if on == "test" else train.assign(value=train["value"].rolling(smooth, min_periods=1).mean())
-        for th in thresholds:
-            row[f"step_to_{on}_{int(th * 100)}" if on != "test" else f"step_to_{int(th * 100)}"] = \
-                first_step_reaching(curve, th)
+    metrics = metrics.sort_values("step")
+    for run_id, g in metrics.groupby("run_id", sort=False, observed=True):
+        row = {k: g.iloc[0][k] for k in RUN_KEYS}
+        row.update(status=info.loc[run_id, "status"], steps=int(g["step"].max()))
+        loss = g[(g["split"] == "train") & (g["metric"] == "loss")]
+        if len(loss):
+            row["final_train_loss"] = float(loss["value"].iloc[-max(1, smooth):].mean())
+        acc = g[g["metric"] == "acc"]
+        test, train = acc[acc["split"] == "test"], acc[acc["split"] == "train"]
+        if len(test):
+            row.update(final_test_acc=float(test["value"].iloc[-1]), best_test_acc=float(test["value"].max()))
+            if len(train):
+                row["final_train_acc"] = float(train["value"].iloc[-max(1, smooth):].mean())
+            curve = test if on == "test" else train.assign(value=train["value"].rolling(smooth, min_periods=1).mean())
+            for th in thresholds:
+                row[f"step_to_{on}_{int(th * 100)}" if on != "test" else f"step_to_{int(th * 100)}"] = \
+                    first_step_reaching(curve, th)
+        row.update(probe_summary(g))
         rows.append(row)
     return pd.DataFrame(rows).sort_values(RUN_KEYS).reset_index(drop=True)
 
 
+def probe_summary(run: pd.DataFrame) -> dict[str, float]:
+    """One run's step probes over training: the median of each ICS quantity per layer, and for the landscape the
+    largest loss range and gradient-predictiveness spike, and the median and maximum effective beta-smoothness."""
+    out: dict[str, float] = {}
+    probe = run[run["split"] == "probe"]
+    names = probe["metric"].astype(str)
+    for name, v in probe[names.str.startswith("ics/")].groupby(names, observed=True)["value"]:
+        _, layer, stat = name.split("/")
+        if stat != "gnorm":
+            out[f"ics_{layer}_{stat}_median"] = float(v.median())
+    land = {name.split("/")[1]: v.to_numpy() for name, v in
+            probe[names.str.startswith("landscape/")].groupby(names, observed=True)["value"]}
+    if land:
+        out["landscape_loss_range_max"] = float(np.nanmax(land["loss_max"] - land["loss_min"]))
+        out["landscape_gpred_max"] = float(np.nanmax(land["gpred_max"]))
+        out["landscape_beta_median"] = float(np.nanmedian(land["beta"]))
+        out["landscape_beta_max"] = float(np.nanmax(land["beta"]))
+    return out
+
+
 def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean and spread over seeds per variant (and lr)."""
-    cols = [c for c in summary.columns if c.endswith("_acc") or c.startswith("step_to_")]
+    cols = [c for c in summary.columns
+            if c.endswith(("_acc", "_loss", "_median", "_max")) or c.startswith("step_to_")]
     g = summary.groupby(["variant", "lr"], observed=True)
     out = g[cols].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]

@@ -9,9 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-VARIANT_LABELS = {"none": "without BN", "batch": "with BN", "noisy_batch": "noisy BN"}
+VARIANT_LABELS = {"none": "without BN", "batch": "with BN", "noisy_batch": "noisy BN",
+                  "l1": "l1 norm", "l2": "l2 norm", "linf": "l-inf norm"}
 VARIANT_ORDER = ["none", "batch"]
-PALETTE = {"none": "#d95f02", "batch": "#1b9e77", "noisy_batch": "#7570b3"}
+PALETTE = {"none": "#d95f02", "batch": "#1b9e77", "noisy_batch": "#7570b3",
+           "l1": "#e7298a", "l2": "#66a61e", "linf": "#a6761d"}
+ALL_VARIANTS = ["none", "batch", "noisy_batch", "l1", "l2", "linf"]
 
 
 def setup() -> None:

@@ -81,5 +81,6 @@ class LandscapeProbe:
             "landscape/gpred_min": float(diffs.min()),
             "landscape/gpred_max": float(diffs.max()),
             "landscape/beta": float(beta.max()),
+            "landscape/beta_min": float(beta.min()),  # the band the figure shades; beta itself is the max
             "landscape/gnorm": float(gnorm),
         }

@@ -1,0 +1,49 @@
+"""Santurkar et al.'s deep linear network (section 3, App. A): loss curves of every normalisation, ICS and the
+loss landscape, from results/dln/metrics.parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from bnrepro.figures.ics import fig_ics
+from bnrepro.figures.landscape import fig_landscape
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, label, provenance, save, setup
+
+
+def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    setup()
+    d = metrics[(metrics["split"] == "train") & (metrics["metric"] == "loss")].copy()
+    d["variant"] = d["variant"].astype(str)
+    lrs = sorted(d["lr"].unique(), reverse=True)
+    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4.2), squeeze=False, layout="constrained")
+    for ax, lr in zip(axes[0], lrs):
+        sel = d[d["lr"] == lr]
+        sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=[v for v in variants
+                     if v in set(sel["variant"])], palette=PALETTE, errorbar=None, ax=ax, linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_title(f"full-batch GD, lr {lr:g}", fontsize=10)
+        ax.set_ylabel("training loss ‖W₂₅…W₁x − Ax‖² (sum over 1,000 samples)")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+    fig.suptitle("Deep linear network (25 layers of 10×10): training loss per normalisation (Santurkar et al. §3)")
+    return save(fig, out, "fig_dln_loss", provenance(runs))
+
+
+def draw(results_dir: Path) -> list[Path]:
+    results_dir = Path(results_dir)
+    metrics = pd.read_parquet(results_dir / "metrics.parquet")
+    runs = pd.read_csv(results_dir / "runs.csv")
+    paths = fig_loss(metrics, runs, results_dir)
+    standard_vs_bn = metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
+    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics",
+                     title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
+    for lr in sorted(metrics["lr"].unique(), reverse=True):
+        paths += fig_landscape(metrics, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
+                               title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, η from "
+                                     f"lr/100 to 30·lr (Santurkar et al.)")
+    return paths
