@@ -1,4 +1,4 @@
-"""Speed of the MNIST experiment on this machine: `make bench`. Prints ratios; writes results/bench/mnist.json.
+"""Speed on this machine: `make bench`. Prints ratios; writes results/bench/{mnist,cifar,landscape}.json.
 
 Every number comes from real processes of the real entry point (or, for the baseline, of
 experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
@@ -79,11 +79,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
-    p.add_argument("--only", choices=["mnist", "cifar"], help="run one part (default: both)")
+    p.add_argument("--only", choices=["mnist", "cifar", "landscape"], help="run one part (default: all)")
     args = p.parse_args()
-    if args.only != "mnist":
+    if args.only in (None, "landscape"):
+        landscape(args)
+    if args.only in (None, "cifar"):
         cifar(args)
-    if args.only == "cifar":
+    if args.only in ("cifar", "landscape"):
         return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
@@ -185,6 +187,69 @@ def cifar(args) -> None:
     out.write_text(json.dumps(r, indent=2) + "\n")
     print(f"  CIFAR (small CPU config) {r['bare_images_per_s']:8.0f} images/s bare, {r['probed_images_per_s']:.0f} with "
           f"probes: probe overhead {r['probe_overhead_share']:.1%}  -> {out}")
+
+
+def landscape(args) -> None:
+    """The landscape probe's step sizes as one vmap batch vs a plain loop, in-process, best of several calls:
+    the deep linear network (CPU), the small VGG (CPU) and, where a GPU exists, the full-width VGG on it."""
+    import torch.nn.functional as F
+
+    from bnrepro.models import VGG, DeepLinear
+    from bnrepro.probes import LandscapeProbe, eta_grid
+    from bnrepro.train import sum_squared_error
+
+    def best_of(fn, n: int) -> float:
+        fn()  # warm-up (vmap tracing, allocator, cuDNN autotuning)
+        times = []
+        for _ in range(n):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    def case(name, model, x, y, loss_fn, etas, device, n):
+        model, x, y = model.to(device), x.to(device), y.to(device)
+        loss_fn(model(x), y).backward()
+
+        def train_step():  # forward + backward of the same batch: the unit a probe's cost is counted in
+            model.zero_grad(set_to_none=False)
+            loss_fn(model(x), y).backward()
+
+        step = best_of(train_step, n)
+        t = {b: best_of(lambda b=b: LandscapeProbe(model, loss_fn, etas, batched=b)(x, y), n) for b in (True, False)}
+        row = {"case": name, "device": str(device), "points": len(etas), "train_step_ms": 1e3 * step,
+               "vmap_ms": 1e3 * t[True], "loop_ms": 1e3 * t[False], "vmap_speedup": t[False] / t[True],
+               "vmap_cost_in_steps": t[True] / step}
+        print(f"  {name:34s} {device!s:5s} vmap {row['vmap_ms']:8.1f} ms, loop {row['loop_ms']:8.1f} ms: "
+              f"vmap {row['vmap_speedup']:.2f}x the loop's speed; one probe = {row['vmap_cost_in_steps']:.1f} steps")
+        return row
+
+    n = 2 if args.quick else 5
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print("[landscape] 8 step sizes per probe: one vmap batch vs a loop (1 CPU thread)")
+    rows = [
+        case("deep linear network, BN, batch 1000", DeepLinear(norm="batch"), torch.randn(1000, 10),
+             torch.randn(1000, 10), sum_squared_error, eta_grid(1e-6, 0.01, 30, 8, "log"), "cpu", n),
+        case("VGG-16 1/8 width, BN, batch 128", VGG(width=0.125, norm="batch"), torch.randn(128, 3, 32, 32),
+             torch.randint(0, 10, (128,)), F.cross_entropy, eta_grid(0.1, 0.5, 4, 8), "cpu", n),
+    ]
+    torch.set_num_threads(threads)
+    if torch.cuda.is_available():
+        rows.append(case("VGG-16 full width, BN, batch 128", VGG(norm="batch"), torch.randn(128, 3, 32, 32),
+                         torch.randint(0, 10, (128,)), F.cross_entropy, eta_grid(0.1, 0.5, 4, 8), "cuda", n))
+    else:
+        print("  no GPU here: the full-width VGG case (the one `landscape_every: 1` is for) is not measured")
+    out = args.out.with_name("landscape.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "quick": args.quick, "torch": torch.__version__,
+                               "cpu": platform.processor() or platform.machine()}, indent=2) + "\n")
+    print(f"  -> {out}")
 
 
 def single_exp(tmp: Path, name: str, overrides: list[str]) -> tuple[float, dict]:

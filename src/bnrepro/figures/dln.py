@@ -27,10 +27,10 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
                      if v in set(sel["variant"])], palette=PALETTE, errorbar=None, ax=ax, linewidth=1.2)
         ax.set_yscale("log")
         ax.set_title(f"full-batch GD, lr {lr:g}", fontsize=10)
-        ax.set_ylabel("training loss ‖W₂₅…W₁x − Ax‖² (sum over 1,000 samples)")
+        ax.set_ylabel("training loss (sum over the batch)")
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
-    fig.suptitle("Deep linear network (25 layers of 10×10): training loss per normalisation (Santurkar et al. §3)")
+    fig.suptitle("Deep linear network (25 layers of 10×10): ‖W₂₅…W₁x − Ax‖² per normalisation (Santurkar et al. §3)")
     return save(fig, out, "fig_dln_loss", provenance(runs))
 
 
@@ -43,7 +43,8 @@ def draw(results_dir: Path) -> list[Path]:
     paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics",
                      title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
     for lr in sorted(metrics["lr"].unique(), reverse=True):
-        paths += fig_landscape(metrics, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
+        paths += fig_landscape(standard_vs_bn, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
+                               log=True,
                                title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, η from "
                                      f"lr/100 to 30·lr (Santurkar et al.)")
     return paths

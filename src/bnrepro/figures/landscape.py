@@ -26,7 +26,9 @@ def landscape_wide(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_landscape",
-                  lr: float | None = None, variants: list[str] | None = None, title: str = "") -> list[Path]:
+                  lr: float | None = None, variants: list[str] | None = None, title: str = "",
+                  log: bool = False) -> list[Path]:
+    """Three panels vs step, one shaded min-max band per variant; `log` for quantities spanning decades."""
     setup()
     w = landscape_wide(metrics)
     if w.empty:
@@ -43,6 +45,8 @@ def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: st
             ax.plot(d["step"], d[hi], color=PALETTE[v], linewidth=0.6)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("step")
+        if log:
+            ax.set_yscale("log")
         ax.legend(fontsize=8)
     fig.suptitle(title or f"Loss landscape along the gradient, lr {lr:g}: shaded between the min and the max over "
                           f"the step sizes η (Santurkar et al. Fig 4)")

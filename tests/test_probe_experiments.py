@@ -1,0 +1,67 @@
+"""Issue 4's experiments through the real entry points, shrunk: a multirun per experiment, then the collection
+step and the figures, from stored metrics only."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+TINY_VGG = ["model.width=0.0625", "trainer.max_steps=12", "trainer.eval_every=6", "trainer.batch_size=16",
+            "probe.batch_size=16", "logger=none"]
+
+CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
+    "ics": (["model.norm=none,batch", "optim.lr=0.1,0.01", "trainer.ics_every=4"], 4,
+            {"ics/layer5/l2", "ics/layer10/cos"}, ["fig_ics"]),
+    "landscape": (["model.norm=none,batch", "trainer.landscape_every=4"], 2,
+                  {"landscape/loss_min", "landscape/gpred_max", "landscape/beta"}, ["fig_landscape"]),
+    "lp_norm": (["model.norm=batch,l1,l2,linf", "trainer.probe_every=6"], 4, {"act/layer11/pooled/p50"},
+                ["fig_lp_norm"]),
+}
+
+
+def collect_and_draw(sweep_dir, results, name):
+    py = sys.executable
+    subprocess.run([py, str(ROOT / "experiments" / "collect.py"), str(sweep_dir), "--out", str(results / name)],
+                   check=True, capture_output=True)
+    return subprocess.run([py, str(ROOT / "experiments" / "figures.py"), name, "--results", str(results)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("experiment", list(CASES))
+def test_vgg_probe_experiment_end_to_end(tmp_path, cifar_data, experiment):
+    sweep, n_jobs, wanted, figures = CASES[experiment]
+    res = run_cli("-m", f"experiment={experiment}", *sweep, *TINY_VGG, f"hydra.sweep.dir={tmp_path / 'runs'}",
+                  *cifar_data["overrides"])
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = sorted((tmp_path / "runs").glob("[0-9]*"))
+    assert len(jobs) == n_jobs
+    for job in jobs:
+        assert json.loads((job / "run.json").read_text())["status"] == "completed"
+        m = pd.read_parquet(job / "metrics.parquet")
+        assert wanted <= set(m["metric"].astype(str))
+        assert m.loc[m["split"] == "probe", "value"].notna().all()
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", experiment)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    for name in figures:
+        assert (tmp_path / "results" / experiment / f"{name}.png").stat().st_size > 5000
+
+
+def test_dln_sweep_end_to_end(tmp_path):
+    res = run_cli("-m", "experiment=dln", "model.norm=none,batch,l2", "trainer.max_steps=100", "trainer.ics_every=20",
+                  "trainer.landscape_every=20", "trainer.eval_every=50", "logger=none",
+                  f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "dln")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    folder = tmp_path / "results" / "dln"
+    for name in ("fig_dln_loss", "fig_dln_ics", "fig_dln_landscape_lr1e-06"):
+        assert (folder / f"{name}.png").stat().st_size > 5000
+    summary = pd.read_csv(folder / "summary.csv")
+    assert sorted(summary["variant"]) == ["batch", "l2", "none"]
+    for col in ("final_train_loss", "ics_layer9_cos_median", "ics_layer17_l2_median", "landscape_beta_max"):
+        assert summary[col].notna().all(), col
+    assert "final_test_acc" not in summary.columns  # a regression task has no accuracy
