@@ -14,11 +14,11 @@ TINY_VGG = ["model.width=0.0625", "trainer.max_steps=12", "trainer.eval_every=6"
             "probe.batch_size=16", "logger=none"]
 
 CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
-    "ics": (["model.norm=none,batch", "optim.lr=0.1,0.01", "trainer.ics_every=4"], 4,
+    "ics": (["model.norm=none,batch", "optim.lr=0.1", "trainer.ics_every=4"], 2,
             {"ics/layer5/l2", "ics/layer10/cos"}, ["fig_ics"]),
     "landscape": (["model.norm=none,batch", "trainer.landscape_every=4"], 2,
                   {"landscape/loss_min", "landscape/gpred_max", "landscape/beta"}, ["fig_landscape"]),
-    "lp_norm": (["model.norm=batch,l1,l2,linf", "trainer.probe_every=6"], 4, {"act/layer11/pooled/p50"},
+    "lp_norm": (["model.norm=batch,linf", "trainer.probe_every=6"], 2, {"act/layer11/pooled/p50"},
                 ["fig_lp_norm"]),
 }
 

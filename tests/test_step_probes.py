@@ -142,7 +142,7 @@ def test_landscape_with_noisy_bn_replays_the_step_noise():
     loss.backward()
     train_state = [m.snapshot() for m in replay.modules]
     tiny_eta = LandscapeProbe(model, F.cross_entropy, [1e-12], replay=replay)(x, y)
-    assert tiny_eta["landscape/loss_min"] == pytest.approx(float(loss), rel=1e-9)
+    assert tiny_eta["landscape/loss_min"] == pytest.approx(float(loss.detach()), rel=1e-9)
     etas = eta_grid(0.1, 0.5, 4, 5)
     a = LandscapeProbe(model, F.cross_entropy, etas, batched=True, replay=replay)(x, y)
     b = LandscapeProbe(model, F.cross_entropy, etas, batched=False, replay=replay)(x, y)

@@ -179,7 +179,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             info["probe_unit"] = cfg.probe.unit if probe else None
             logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
             loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir)
-            loop.step_probes(cfg)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
         info["error"] = f"interrupted ({e})" if str(e) else "interrupted"
@@ -229,7 +228,6 @@ class Loop:
         self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "step_probe_s": 0.0, "log_s": 0.0}
         self.ics: ICSProbe | None = None
         self.landscape: LandscapeProbe | None = None
-        self.ics_every = self.landscape_every = 0
         self.pending: dict[str, float] = {}  # step-probe results waiting for the next W&B call
         self._last_write = time.perf_counter()
         self._t_loop = None
@@ -237,33 +235,34 @@ class Loop:
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp == "bf16" \
             else contextlib.nullcontext
         self.eval_batch_size = t.get("eval_batch_size", 1000)
+        self.step_probes(cfg)
 
     def step_probes(self, cfg: DictConfig) -> None:
         """The probes that look inside a training step (ICS, loss landscape), when their cadence is on."""
         t = cfg.trainer
+        self.ics_every, self.landscape_every = t.get("ics_every", 0), t.get("landscape_every", 0)
         replay = NoiseReplay(self.model)  # noisy BN: the probes see the noise the step drew
         if t.ics_every:
             layers = cfg.ics.layers
             self.ics = ICSProbe(self.model, self.loss_fn, list(layers) if layers else None, replay, self.autocast)
-            self.ics_every = t.ics_every
         if t.landscape_every:
             c = cfg.landscape
             etas = eta_grid(cfg.optim.lr, c.eta_min, c.eta_max, c.points, c.spacing)
             self.landscape = LandscapeProbe(self.model, self.loss_fn, etas, c.batched, replay, self.autocast)
-            self.landscape_every = t.landscape_every
         self.replay = replay
 
-    def probe_step(self, step: int, when: str, x: torch.Tensor, y: torch.Tensor, ics: bool, landscape: bool) -> None:
+    def probe_before_step(self, step: int, x: torch.Tensor, y: torch.Tensor, ics: bool, landscape: bool) -> None:
+        """After backward, before the optimizer step: the landscape at w, and what ICS needs of the step's start."""
         t0 = time.perf_counter()
-        if when == "before_forward":
-            self.replay.snapshot()
-        elif when == "before_step":
-            if landscape:
-                self.record_step_probe(step, self.landscape(x, y))
-            if ics:
-                self.ics.before_step()
-        elif ics:
-            self.record_step_probe(step, self.ics.after_step(x, y))
+        if landscape:
+            self.record_step_probe(step, self.landscape(x, y))
+        if ics:
+            self.ics.before_step()
+        self.timings["step_probe_s"] += time.perf_counter() - t0
+
+    def probe_after_step(self, step: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        self.record_step_probe(step, self.ics.after_step(x, y))
         self.timings["step_probe_s"] += time.perf_counter() - t0
 
     def record_step_probe(self, step: int, values: dict[str, float]) -> None:
@@ -284,7 +283,7 @@ class Loop:
                 landscape = bool(landscape_every) and step % landscape_every == 0
                 probing = ics or landscape
                 if probing:
-                    self.probe_step(step, "before_forward", None, None, ics, landscape)
+                    self.replay.snapshot()  # noisy BN: the probes replay the noise this step's forward draws
                 x, y = sampler.next()
                 with self.autocast():
                     out = model(x)
@@ -292,10 +291,10 @@ class Loop:
                 opt.zero_grad()
                 loss.backward()
                 if probing:
-                    self.probe_step(step, "before_step", x, y, ics, landscape)
+                    self.probe_before_step(step, x, y, ics, landscape)
                 opt.step()
-                if probing:
-                    self.probe_step(step, "after_step", x, y, ics, landscape)
+                if ics:
+                    self.probe_after_step(step, x, y)
                 losses[step - 1] = loss.detach()
                 if classification:
                     correct[step - 1] = (out.detach().argmax(1) == y).sum()
