@@ -72,10 +72,14 @@ def test_ics_gradient_uses_the_updated_earlier_layers(norm):
         assert float((fd_grad(model, new, w, x, y) - g_new).norm()) > 1e-6
 
 
-def test_ics_is_zero_when_nothing_moves():
-    model, x, y = tiny("batch")
+@pytest.mark.parametrize("norm", ["batch", "noisy_batch", "linf"])
+def test_ics_is_zero_when_nothing_moves(norm):
+    """With no update G' = G exactly, also for noisy BN: the probe replays the noise the step drew."""
+    model, x, y = tiny(norm)
     opt = FlatSGD(model.parameters(), lr=0.0)
-    probe = ICSProbe(model, F.cross_entropy, layers=[2, 3])
+    replay = NoiseReplay(model)
+    probe = ICSProbe(model, F.cross_entropy, layers=[2, 3], replay=replay)
+    replay.snapshot()
     F.cross_entropy(model(x), y).backward()
     probe.before_step()
     opt.step()

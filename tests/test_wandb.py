@@ -75,3 +75,18 @@ def test_logger_none_writes_no_wandb_run(tmp_path, mnist_data):
     res = run_cli("experiment=mnist_bn", "trainer.max_steps=20", "logger=none", f"hydra.run.dir={tmp_path}",
                   *mnist_data["overrides"])
     assert res.returncode == 0 and not (tmp_path / "wandb").exists()
+
+
+def test_step_probe_metrics_reach_wandb(tmp_path):
+    """ICS and landscape values measured between W&B calls go out with the next call; a regression task logs no
+    accuracy."""
+    res = run_cli("experiment=dln", "model.depth=6", "trainer.max_steps=40", "trainer.eval_every=20",
+                  "trainer.ics_every=10", "trainer.landscape_every=10", "ics.layers=[3,5]", "logger.log_every=20",
+                  f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = wandb_history(_run_files(tmp_path)[0])
+    assert [r["_step"] for r in rows] == [0, 20, 40]
+    for key in ("train/loss", "test/loss", "ics/layer3/cos", "ics/layer5/l2", "landscape/beta",
+                "landscape/gpred_max"):
+        assert key in rows[-1], key
+    assert "train/acc" not in rows[-1] and "ics/layer3/cos" not in rows[0]
