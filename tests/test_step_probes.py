@@ -205,3 +205,17 @@ def test_dln_layout():
     assert len(m.layers()) == 25 and sum(isinstance(b.norm, torch.nn.BatchNorm1d) for b in m.blocks) == 24
     assert all(b.linear.bias is None for b in m.blocks)
     assert m(torch.randn(7, 10)).shape == (7, 10)
+
+
+def test_step_probes_leave_vgg_training_bitwise_unchanged(tmp_path, cifar_data):
+    """The convolutional path too, with noisy BN (whose noise the probes replay) and the batched landscape."""
+    states = []
+    for i, every in enumerate([0, 2]):
+        cfg = make_cfg("experiment=ics", "model.norm=noisy_batch", "model.width=0.0625", "trainer.max_steps=6",
+                       "trainer.eval_every=3", "trainer.batch_size=16", "logger=none", f"trainer.ics_every={every}",
+                       f"trainer.landscape_every={every}", "landscape.batched=true", "landscape.points=3",
+                       *cifar_data["overrides"])
+        train(cfg, tmp_path / str(i))
+        states.append(torch.load(tmp_path / str(i) / "model_final.pt", weights_only=True))
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
