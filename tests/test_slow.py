@@ -36,3 +36,22 @@ def test_bench_runs_end_to_end(tmp_path, monkeypatch):
     for key in ("overhead", "pair", "pair_notebook_cadence", "two_cores", "vs_typical_loop"):
         assert key in data
     assert "speed-up over the typical loop" in res.stdout
+
+
+@pytest.mark.parametrize("experiment, cadence, probe", [
+    ("ics_full", "trainer.ics_every=2", "ics/layer10/cos"),
+    ("landscape_full", "trainer.landscape_every=2", "landscape/beta"),
+    ("lp_norm_full", "trainer.probe_every=2", "act/layer11/pooled/p50"),
+])
+def test_full_protocol_configs_run_at_full_width(tmp_path, cifar_data, experiment, cadence, probe):
+    """The GPU protocols, two steps on the CPU: full-width VGG-16, the probes as configured (the landscape's eight
+    step sizes as one vmap batch)."""
+    import pandas as pd
+
+    res = run_cli(f"experiment={experiment}", "trainer.max_steps=2", "trainer.eval_every=0", cadence,
+                  "logger=none", "device=cpu", f"hydra.run.dir={tmp_path}",
+                  *cifar_data["overrides"], timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "completed"
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert probe in set(m["metric"].astype(str))

@@ -50,7 +50,9 @@ def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: st
         ax.legend(fontsize=8)
     fig.suptitle(title or f"Loss landscape along the gradient, lr {lr:g}: shaded between the min and the max over "
                           f"the step sizes η (Santurkar et al. Fig 4)")
-    return save(fig, out, name, provenance(runs, "same batch at every η"))
+    seeds = metrics["seed"].nunique()
+    return save(fig, out, name, provenance(runs, "same batch at every η" + (
+        f"; band edges averaged over the {seeds} seeds" if seeds > 1 else "")))
 
 
 def draw(results_dir: Path) -> list[Path]:
