@@ -37,8 +37,9 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
         for r, stat in enumerate(STATS):
             ax = axes[r, c]
             sel = d[(d["lr"] == lr) & (d["layer"] == layer) & (d["stat"] == stat)]
+            # The band is the range over seeds: an sd band dips below zero on the l2 panel's log axis.
             sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
-                         errorbar="sd" if nseeds > 1 else None, ax=ax, linewidth=1)
+                         errorbar=("pi", 100) if nseeds > 1 else None, ax=ax, linewidth=1)
             ax.set_title(f"lr {lr:g} · layer #{layer.removeprefix('layer')}", fontsize=10)
             ax.set_ylabel(STATS[stat] if c == 0 else "")
             if stat == "l2":
@@ -50,7 +51,8 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
                 ax.get_legend().remove()
     fig.suptitle(title or "Internal covariate shift: a layer's gradient before (G) and after (G′) the earlier "
                           "layers' update (Santurkar et al. Fig 3)")
-    return save(fig, out, name, provenance(runs, "same batch for G and G′"))
+    band = f"; line: mean, band: range over {nseeds} seeds" if nseeds > 1 else ""
+    return save(fig, out, name, provenance(runs, "same batch for G and G′" + band))
 
 
 def draw(results_dir: Path) -> list[Path]:
