@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.mnist import percentiles_long, training_curves
-from bnrepro.figures.style import PALETTE, label, provenance, save, setup
+from bnrepro.figures.style import PALETTE, label, legend_with_labels, provenance, save, setup
 
 VARIANTS = ["none", "batch", "noisy_batch"]
 
@@ -32,8 +32,7 @@ def fig1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[
                      palette=PALETTE, style="lr", errorbar="sd" if nseeds > 1 else None, ax=ax)
         ax.set_title(f"{split.split(' ')[0]} accuracy")
         ax.set_ylabel("accuracy")
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+        legend_with_labels(ax, fontsize=8)
     fig.suptitle("VGG on CIFAR-10: standard vs BN at two learning rates (Santurkar et al. Fig 1)")
     return save(fig, out, "fig_santurkar1_training", provenance(runs))
 
@@ -51,15 +50,33 @@ def _bands(ax, d: pd.DataFrame, color: str) -> None:
     ax.plot(wide.index, wide[mid], color=color, linewidth=1.2, label=f"{float(mid):g}th")
 
 
+def pooled_percentiles(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The probes' pooled percentiles (long form), and the probed layers in network order."""
+    p = percentiles_long(metrics)
+    p = p[p["view"] == "pooled"]
+    return p, sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+
+
+def layer_bands(fig, grid, p: pd.DataFrame, layers: list[str], variants: list[str], row: int, col: int) -> None:
+    """One panel per (layer, variant), from grid[row, col] on: the layer's activation distribution over training."""
+    for r, layer in enumerate(layers, start=row):
+        for c, variant in enumerate(variants, start=col):
+            # Each network on its own scale: without BN the deep layers' outputs are orders of magnitude smaller.
+            ax = fig.add_subplot(grid[r, c])
+            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], PALETTE[variant])
+            ax.set_title(f"{label(variant)} · layer #{layer.removeprefix('layer')}", fontsize=10)
+            if c == col:
+                ax.set_ylabel("output before ReLU")
+                ax.legend(fontsize=6, loc="upper left")
+
+
 def fig2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float | None = None) -> list[Path]:
     """Accuracy of standard, BN and noisy BN, beside the activation distributions of the probed layers."""
     setup()
     lr = lr if lr is not None else float(metrics["lr"].min())
     m = metrics[metrics["lr"] == lr]
     d = _acc(m)
-    p = percentiles_long(m)
-    p = p[p["view"] == "pooled"]
-    layers = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+    p, layers = pooled_percentiles(m)
     variants = [v for v in VARIANTS if v in set(d["variant"])]
     nseeds = d["seed"].nunique()
     fig = plt.figure(figsize=(4.2 * (1 + len(variants)), 3.0 * max(2, len(layers))), layout="constrained")
@@ -70,17 +87,8 @@ def fig2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: floa
                      palette=PALETTE, errorbar="sd" if nseeds > 1 else None, ax=ax)
         ax.set_title(f"{split.split(' ')[0]} accuracy", fontsize=10)
         ax.set_ylabel("accuracy")
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, [label(lab) for lab in labels], fontsize=7)
-    for r, layer in enumerate(layers):
-        for c, variant in enumerate(variants, start=1):
-            # Each network on its own scale: without BN the deep layers' outputs are orders of magnitude smaller.
-            ax = fig.add_subplot(grid[r, c])
-            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], PALETTE[variant])
-            ax.set_title(f"{label(variant)} · layer #{layer.removeprefix('layer')}", fontsize=10)
-            if c == 1:
-                ax.set_ylabel("output before ReLU")
-                ax.legend(fontsize=6, loc="upper left")
+        legend_with_labels(ax, fontsize=7)
+    layer_bands(fig, grid, p, layers, variants, row=0, col=1)
     fig.suptitle(f"VGG on CIFAR-10, lr {lr:g}: standard, BN and noisy BN (Santurkar et al. Fig 2)")
     return save(fig, out, "fig_santurkar2_noisy_bn", provenance(runs, "bands: pooled percentiles on a fixed test batch"))
 

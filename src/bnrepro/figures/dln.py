@@ -11,7 +11,7 @@ import seaborn as sns
 
 from bnrepro.figures.ics import fig_ics
 from bnrepro.figures.landscape import fig_landscape
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, label, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
 
 
 def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -28,8 +28,7 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
         ax.set_yscale("log")
         ax.set_title(f"full-batch GD, lr {lr:g}", fontsize=10)
         ax.set_ylabel("training loss (sum over the batch)")
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+        legend_with_labels(ax, fontsize=8)
     fig.suptitle("Deep linear network (25 layers of 10×10): ‖W₂₅…W₁x − Ax‖² per normalisation (Santurkar et al. §3)")
     return save(fig, out, "fig_dln_loss", provenance(runs))
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, label, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
 
 STATS = {"l2": "ℓ2 difference ‖G − G′‖", "cos": "cos angle (G, G′)"}
 
@@ -44,9 +44,8 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
             ax.set_ylabel(STATS[stat] if c == 0 else "")
             if stat == "l2":
                 ax.set_yscale("log")
-            handles, labels = ax.get_legend_handles_labels()
             if r == 0 and c == 0:
-                ax.legend(handles, [label(lab) for lab in labels], fontsize=7)
+                legend_with_labels(ax, fontsize=7)
             elif ax.get_legend():
                 ax.get_legend().remove()
     fig.suptitle(title or "Internal covariate shift: a layer's gradient before (G) and after (G′) the earlier "

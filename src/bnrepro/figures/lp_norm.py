@@ -9,18 +9,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.cifar import _bands
-from bnrepro.figures.mnist import percentiles_long, training_curves
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, label, provenance, save, setup
+from bnrepro.figures.cifar import layer_bands, pooled_percentiles
+from bnrepro.figures.mnist import training_curves
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
 
 
 def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     d = training_curves(metrics)
     variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
-    p = percentiles_long(metrics)
-    p = p[p["view"] == "pooled"]
-    layers = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+    p, layers = pooled_percentiles(metrics)
     nseeds = d["seed"].nunique()
     fig = plt.figure(figsize=(4.0 * max(3, len(variants)), 3.4 * (1 + len(layers))), layout="constrained")
     grid = fig.add_gridspec(1 + len(layers), max(3, len(variants)))
@@ -30,16 +28,8 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
                      hue_order=variants, palette=PALETTE, errorbar="sd" if nseeds > 1 else None, ax=ax)
         ax.set_title(f"{split.split(' ')[0]} {'accuracy' if metric == 'acc' else 'loss'}", fontsize=10)
         ax.set_ylabel(metric)
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, [label(lab) for lab in labels], fontsize=7)
-    for r, layer in enumerate(layers, start=1):
-        for c, variant in enumerate(variants):
-            ax = fig.add_subplot(grid[r, c])
-            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], PALETTE[variant])
-            ax.set_title(f"{label(variant)} · layer #{layer.removeprefix('layer')}", fontsize=10)
-            if c == 0:
-                ax.set_ylabel("output before ReLU")
-                ax.legend(fontsize=6, loc="upper left")
+        legend_with_labels(ax, fontsize=7)
+    layer_bands(fig, grid, p, layers, variants, row=1, col=0)
     lr = ", ".join(f"{v:g}" for v in sorted(metrics["lr"].unique()))
     fig.suptitle(f"VGG on CIFAR-10, lr {lr}: BN vs lp-normalisation (Santurkar et al. Fig 6)")
     return save(fig, out, "fig_lp_norm", provenance(runs, "bands: pooled percentiles on a fixed test batch"))

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, provenance, save, setup
+from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, setup
 
 SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average
 
@@ -48,8 +48,7 @@ def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -
     axes[0].set_ylim(max(0.0, min(0.7, acc.quantile(0.02)) - 0.01), 1.0)  # the paper's 0.7-1.0 view, widened if needed
     axes[1].set_yscale("log")
     for ax in axes:
-        handles, labels = ax.get_legend_handles_labels()
-        ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+        legend_with_labels(ax, fontsize=8)
     fig.suptitle("MNIST, 3 sigmoid hidden layers: test and training curves with and without BN"
                  + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
     return save(fig, out, "fig2_training_curves", provenance(runs))

@@ -25,6 +25,12 @@ def label(variant: str) -> str:
     return VARIANT_LABELS.get(variant, variant)
 
 
+def legend_with_labels(ax, **kwargs) -> None:
+    """The legend with variant codes (none, batch, ...) spelled out for readers."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [label(lab) for lab in labels], **kwargs)
+
+
 def provenance(runs: pd.DataFrame, extra: str = "") -> str:
     """The footnote every figure carries: data, seeds, code version."""
     seeds = runs["seed"].nunique() if "seed" in runs else "?"

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.collect import summarize
-from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, provenance, save, setup
+from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, setup
 
 
 def sweep_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -36,8 +36,7 @@ def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
     ax.set_ylabel("final test accuracy")
     steps = int(s["steps"].max()) if len(s) else 0
     ax.set_title(f"MNIST MLP: final test accuracy vs learning rate ({steps} steps)")
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, [label(lab) for lab in labels], fontsize=8)
+    legend_with_labels(ax, fontsize=8)
     s.to_csv(out / "sweep_summary.csv", index=False)
     return save(fig, out, "fig_lr_sweep", provenance(runs, "X at 0 = diverged (NaN/inf loss)"))
 
