@@ -49,7 +49,8 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "seed", low=0, integer=True)
 
     _choice(cfg, "model.name", set(MODELS))
-    widths = {"mlp": _validate_mlp, "vgg": _validate_vgg, "dln": _validate_dln}[cfg.model.name](cfg)
+    # The tapped layers' widths, and how many layers model.layers() numbers (the taps plus any output layer).
+    widths, n_layers = {"mlp": _validate_mlp, "vgg": _validate_vgg, "dln": _validate_dln}[cfg.model.name](cfg)
     _validate_norm(cfg)
 
     _choice(cfg, "optim.name", {"sgd"})
@@ -99,8 +100,7 @@ def validate(cfg: DictConfig) -> None:
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
 
-    # model.layers(): every tapped layer plus the output layer (the DLN taps its output layer too)
-    _validate_step_probes(cfg, cfg.model.depth if cfg.model.name == "dln" else len(widths) + 1)
+    _validate_step_probes(cfg, n_layers)
 
     _choice(cfg, "logger.name", {"wandb", "none"})
     if cfg.logger.name == "wandb":
@@ -108,17 +108,17 @@ def validate(cfg: DictConfig) -> None:
         _number(cfg, "logger.log_every", low=1, integer=True)
 
 
-def _validate_mlp(cfg: DictConfig) -> list[int]:
+def _validate_mlp(cfg: DictConfig) -> tuple[list[int], int]:
     _choice(cfg, "model.activation", set(ACTIVATIONS))
     _choice(cfg, "model.init", set(INITS))
     _number(cfg, "model.init_std", low=0, low_open=True)
     hidden = list(cfg.model.hidden)
     if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
         raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
-    return hidden
+    return hidden, len(hidden) + 1
 
 
-def _validate_vgg(cfg: DictConfig) -> list[int]:
+def _validate_vgg(cfg: DictConfig) -> tuple[list[int], int]:
     _number(cfg, "model.width", low=0, low_open=True)
     layers = list(cfg.model.layers)
     convs = [c for c in layers if c != "M"]
@@ -126,14 +126,14 @@ def _validate_vgg(cfg: DictConfig) -> list[int]:
         raise ConfigError(f"model.layers={layers} must list positive conv widths and 'M' for max-pooling")
     if cfg.model.image_size % 2 ** layers.count("M"):
         raise ConfigError(f"model.image_size={cfg.model.image_size} cannot be halved {layers.count('M')} times")
-    return [max(1, round(c * cfg.model.width)) for c in convs]
+    return [max(1, round(c * cfg.model.width)) for c in convs], len(convs) + 1
 
 
-def _validate_dln(cfg: DictConfig) -> list[int]:
+def _validate_dln(cfg: DictConfig) -> tuple[list[int], int]:
     for key in ("depth", "width", "in_features", "out_features"):
         _number(cfg, f"model.{key}", low=1, integer=True)
     _flag(cfg, "model.bias")
-    return [cfg.model.width] * (cfg.model.depth - 1) + [cfg.model.out_features]
+    return [cfg.model.width] * (cfg.model.depth - 1) + [cfg.model.out_features], cfg.model.depth
 
 
 def _validate_norm(cfg: DictConfig) -> None:
