@@ -51,28 +51,14 @@ mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and witho
 	$(RUN) experiments/collect.py $$dir --out results/mnist_lr_sweep; \
 	$(RUN) experiments/figures.py mnist_lr_sweep
 
-cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1-2) -> results/cifar_bn/
-	@set -e; if $(RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-		exp=cifar_bn; data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=cifar_bn)"; \
-	else \
-		exp=cifar_bn_small; data="$(CIFAR_SMALL_DATA)"; \
-		echo "No GPU: the small CPU configuration (experiment=cifar_bn_small: VGG-16 layout at 1/8 width, 2,000 steps)"; \
-	fi; \
-	dir=runs/cifar_bn/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s%N); \
-	$(RUN) experiments/train.py -m experiment=$$exp model.norm=none,batch,noisy_batch optim.lr=0.1,0.5 $$data \
-		hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
-	echo "training wall time: $$(( ($$(date +%s%N) - start) / 1000000000 )) s (all jobs, $$dir)"; \
-	$(RUN) experiments/collect.py $$dir --out results/cifar_bn; \
-	$(RUN) experiments/figures.py cifar_bn
-
-# $(call on_gpu_or_cpu,EXPERIMENT): the full protocol (EXPERIMENT_full) on a GPU, the small one (EXPERIMENT) on
-# a CPU; sets the shell variables exp and data.
+# $(call on_gpu_or_cpu,SMALL,FULL): experiment FULL (the full protocol, on the full-size data) on a GPU, SMALL (the
+# CPU configuration, on the subset) otherwise; sets the shell variables exp and data.
 define on_gpu_or_cpu
 if $(RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-	exp=$(1)_full; data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=$(1)_full)"; \
+	exp=$(2); data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=$(2))"; \
 else \
 	exp=$(1); data="$(CIFAR_SMALL_DATA)"; \
-	echo "No GPU: the small CPU configuration (experiment=$(1)); the full protocol is experiment=$(1)_full, on a GPU"; \
+	echo "No GPU: the small CPU configuration (experiment=$(1)); the full protocol is experiment=$(2), on a GPU"; \
 fi
 endef
 
@@ -88,16 +74,20 @@ $(RUN) experiments/collect.py $$dir --out results/$(1); \
 $(RUN) experiments/figures.py $(1)
 endef
 
+cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1-2) -> results/cifar_bn/
+	@set -e; $(call on_gpu_or_cpu,cifar_bn_small,cifar_bn); \
+	$(call sweep,cifar_bn,experiment=$$exp model.norm=none$(,)batch$(,)noisy_batch optim.lr=0.1$(,)0.5 $$data)
+
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
-	@set -e; $(call on_gpu_or_cpu,ics); \
+	@set -e; $(call on_gpu_or_cpu,ics,ics_full); \
 	$(call sweep,ics,experiment=$$exp model.norm=none$(,)batch optim.lr=0.1$(,)0.01 $$data)
 
 landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Fig 4) -> results/landscape/
-	@set -e; $(call on_gpu_or_cpu,landscape); \
+	@set -e; $(call on_gpu_or_cpu,landscape,landscape_full); \
 	$(call sweep,landscape,experiment=$$exp model.norm=none$(,)batch $$data)
 
 lp-norm: $(STAMP) ## VGG with BN vs l1/l2/linf normalisation (Santurkar Fig 6) -> results/lp_norm/
-	@set -e; $(call on_gpu_or_cpu,lp_norm); \
+	@set -e; $(call on_gpu_or_cpu,lp_norm,lp_norm_full); \
 	$(call sweep,lp_norm,experiment=$$exp model.norm=batch$(,)l1$(,)l2$(,)linf $$data)
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protocol on the CPU -> results/dln/
