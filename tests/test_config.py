@@ -7,28 +7,36 @@ from bnrepro.train import train
 from tests.conftest import make_cfg, run_cli, small_overrides
 
 
-@pytest.mark.parametrize("override,key", [
-    ("model.norm=foo", "model.norm"),
-    ("optim.lr=-0.1", "optim.lr"),
-    ("optim.lr=0", "optim.lr"),
-    ("trainer.max_steps=-5", "trainer.max_steps"),
-    ("trainer.eval_every=-1", "trainer.eval_every"),
-    ("model.init=orthogonal", "model.init"),
-    ("probe.unit=100", "probe.unit"),
-    ("probe.percentiles=[15,150]", "probe.percentiles"),
-    ("logger.mode=sometimes", "logger.mode"),
-    ("optim.momentum=1.5", "optim.momentum"),
-    ("device=tpu", "device"),
-    ("data.root=''", "data.root"),
-    ("trainer.amp=fp8", "trainer.amp"),
-    ("data.allow_unofficial=yes", "data.allow_unofficial"),
-    ("data.normalize=1", "data.normalize"),
-    ("probe.moments=sometimes", "probe.moments"),
-    ("probe.layers=layer2", "probe.layers"),
-    ("trainer.channels_last=true", "trainer.channels_last"),
+@pytest.mark.parametrize("experiment,override,key", [
+    ("mnist_bn", "model.norm=foo", "model.norm"),
+    ("mnist_bn", "optim.lr=-0.1", "optim.lr"),
+    ("mnist_bn", "optim.lr=0", "optim.lr"),
+    ("mnist_bn", "trainer.max_steps=-5", "trainer.max_steps"),
+    ("mnist_bn", "trainer.eval_every=-1", "trainer.eval_every"),
+    ("mnist_bn", "model.init=orthogonal", "model.init"),
+    ("mnist_bn", "probe.unit=100", "probe.unit"),
+    ("mnist_bn", "probe.percentiles=[15,150]", "probe.percentiles"),
+    ("mnist_bn", "logger.mode=sometimes", "logger.mode"),
+    ("mnist_bn", "optim.momentum=1.5", "optim.momentum"),
+    ("mnist_bn", "device=tpu", "device"),
+    ("mnist_bn", "data.root=''", "data.root"),
+    ("mnist_bn", "trainer.amp=fp8", "trainer.amp"),
+    ("mnist_bn", "data.allow_unofficial=yes", "data.allow_unofficial"),
+    ("mnist_bn", "data.normalize=1", "data.normalize"),
+    ("mnist_bn", "probe.moments=sometimes", "probe.moments"),
+    ("mnist_bn", "probe.layers=layer2", "probe.layers"),
+    ("mnist_bn", "trainer.channels_last=true", "trainer.channels_last"),
+    # the optimisation probes and lp norms, on the deep linear network
+    ("dln", "model.norm=l3", "model.norm"),
+    ("dln", "ics.layers=[1,5]", "ics.layers"),
+    ("dln", "ics.layers=[26]", "ics.layers"),
+    ("dln", "landscape.eta_max=0.001", "landscape.eta_max"),
+    ("dln", "landscape.spacing=cubic", "landscape.spacing"),
+    ("dln", "landscape.points=0", "landscape.points"),
+    ("dln", "trainer.ics_every=-1", "trainer.ics_every"),
 ])
-def test_invalid_values_name_the_key(override, key):
-    cfg = make_cfg("experiment=mnist_bn", override)
+def test_invalid_values_name_the_key(experiment, override, key):
+    cfg = make_cfg(f"experiment={experiment}", override)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(cfg)
 
@@ -36,6 +44,9 @@ def test_invalid_values_name_the_key(override, key):
 def test_default_experiment_config_is_valid():
     validate(make_cfg("experiment=mnist_bn"))
     validate(make_cfg("experiment=mnist_lr_sweep"))
+    for experiment in ("cifar_bn", "cifar_bn_small", "dln", "ics", "ics_full", "landscape", "landscape_full",
+                       "lp_norm", "lp_norm_full"):
+        validate(make_cfg(f"experiment={experiment}"))
 
 
 def test_unknown_key_is_refused_by_hydra():
