@@ -34,6 +34,8 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("dln", "landscape.spacing=cubic", "landscape.spacing"),
     ("dln", "landscape.points=0", "landscape.points"),
     ("dln", "trainer.ics_every=-1", "trainer.ics_every"),
+    ("dln", "data.n_train=0", "data.n_train"),
+    ("dln", "data.features=2.5", "data.features"),
 ])
 def test_invalid_values_name_the_key(experiment, override, key):
     cfg = make_cfg(f"experiment={experiment}", override)

@@ -86,6 +86,10 @@ def validate(cfg: DictConfig) -> None:
     for key in ("download", "normalize", "allow_unofficial", "augment"):
         if key in cfg.data:
             _flag(cfg, f"data.{key}")
+    if cfg.data.name == "linear":
+        for key in ("features", "n_train", "n_test"):
+            _number(cfg, f"data.{key}", low=1, integer=True)
+        _number(cfg, "data.seed", low=0, integer=True)
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
         _number(cfg, "probe.unit", low=0, integer=True)
