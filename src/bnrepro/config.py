@@ -70,6 +70,10 @@ def validate(cfg: DictConfig) -> None:
     if t.log_every < 1:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
     _choice(cfg, "trainer.amp", {None, "bf16"})
+    _choice(cfg, "trainer.fused_step", {"auto", True, False})
+    if t.fused_step is True and (cfg.model.name != "mlp" or cfg.model.norm not in ("none", "batch") or t.amp):
+        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch and trainer.amp=null "
+                          "(auto uses it where it applies)")
     _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")

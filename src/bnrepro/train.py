@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnrepro.augment import random_crop_flip
 from bnrepro.config import validate, validate_against_data
-from bnrepro.data import BatchSampler, Split, generator, load_dataset
+from bnrepro.data import BatchSampler, Split, generator, load_dataset, to_csr
 from bnrepro.logger import NullLogger, build_logger
 from bnrepro.metrics import MetricStore
-from bnrepro.models import build_model
+from bnrepro.models import build_model, fused_loss_and_grad, supports_fused
 from bnrepro.optim import build_optimizer
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay, eta_grid
 from bnrepro.runinfo import environment, now, save_code_diff, write_json
@@ -42,6 +42,15 @@ def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # The training loss of each task; only classification has an accuracy.
 LOSSES = {"classification": F.cross_entropy, "regression": sum_squared_error}
+
+
+def cross_entropy_sum_or_mean(out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """F.cross_entropy's values, for evaluation: log_softmax along the rows of the transposed logits. Over 10
+    classes the row-wise kernel is ~15x slower (1.5 ms of a 10k-image MNIST evaluation); the values are the same
+    in float32 (tests/test_train_units.py). Other dtypes (autocast) take F.cross_entropy."""
+    if out.dtype != torch.float32:
+        return F.cross_entropy(out, y, reduction=reduction)
+    return F.nll_loss(torch.log_softmax(out.t().contiguous(), 0).t(), y, reduction=reduction)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,18 +101,32 @@ def evaluate(model: torch.nn.Module, split: Split, chunk: int = 1000, task: str 
             return {"loss": float(sum(sum_squared_error(model(x), y) for x, y in split.chunks(chunk)))}
         if split.transform is None:
             out = model(split.eval_input)
-            loss = F.cross_entropy(out, split.y)
+            loss = cross_entropy_sum_or_mean(out, split.y)
             acc = (out.argmax(1) == split.y).float().mean()
         else:
             total, correct = 0.0, 0
             for x, y in split.chunks(chunk):
                 out = model(x)
-                total += float(F.cross_entropy(out, y, reduction="sum"))
+                total += float(cross_entropy_sum_or_mean(out, y, reduction="sum"))
                 correct += int((out.argmax(1) == y).sum())
             loss, acc = total / len(split), correct / len(split)
     finally:
         model.train(was_training)
     return {"loss": float(loss), "acc": float(acc)}
+
+
+def use_fused_step(cfg: DictConfig, model: torch.nn.Module, task: str) -> bool:
+    """trainer.fused_step: auto takes the MLP's hand-written backward (models/mlp_fused.py, bitwise the same as
+    autograd) where it applies; false always uses autograd; true insists on it."""
+    mode = cfg.trainer.get("fused_step", "auto")
+    applies = (supports_fused(model) and task == "classification" and not cfg.trainer.get("amp")
+               and LOSSES[task] is F.cross_entropy)
+    if mode is True and not applies:
+        from bnrepro import ConfigError
+
+        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch, the "
+                          "classification loss and trainer.amp=null (use auto or false)")
+    return applies and mode in ("auto", True)
 
 
 def build_probe(cfg: DictConfig, model: torch.nn.Module, test: Split) -> ActivationProbe | None:
@@ -114,7 +137,7 @@ def build_probe(cfg: DictConfig, model: torch.nn.Module, test: Split) -> Activat
     idx = torch.randperm(len(test), generator=g)[: cfg.probe.batch_size].to(test.x.device)
     x, _ = test.batch(idx)
     if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
-        x = x.to_sparse_csr()
+        x = to_csr(x)
     layers = cfg.probe.get("layers")
     try:
         return ActivationProbe(model, x, unit=cfg.probe.unit, qs=cfg.probe.percentiles, bn_stats=cfg.probe.bn_stats,
@@ -179,6 +202,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             info["probe_unit"] = cfg.probe.unit if probe else None
             logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
             loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir)
+            info["fused_step"] = loop.fused  # which backward the steps took (the same numbers either way)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
         info["error"] = f"interrupted ({e})" if str(e) else "interrupted"
@@ -218,9 +242,13 @@ class Loop:
         self.task = data.task
         self.loss_fn = LOSSES[data.task]
         self.classification = data.task == "classification"
-        # Per-step loss and correct counts stay on the device: no host sync inside the step.
+        # Per-step loss and correct counts stay on the device: no host sync inside the step. Each step only appends
+        # its loss, predictions and labels (~5 us less than writing counts per step); record() fills these tensors.
         self.losses = torch.zeros(self.max_steps, device=device)
         self.correct = torch.zeros(self.max_steps, dtype=torch.int64, device=device)
+        self.unrecorded: tuple[list, list, list] = ([], [], [])
+        self.recorded = 0
+        self.fused = use_fused_step(cfg, model, data.task)
         self.steps_done, self.flushed, self.wandb_flushed = 0, 0, 0
         self.diverged_at: int | None = None
         self.last_test: dict[str, float] = {}
@@ -271,8 +299,9 @@ class Loop:
 
     # ------------------------------------------------------------------ the step
     def run(self) -> str:
-        model, opt, sampler, losses, correct = self.model, self.opt, self.sampler, self.losses, self.correct
+        model, opt, sampler, fused = self.model, self.opt, self.sampler, self.fused
         loss_fn, classification = self.loss_fn, self.classification
+        step_losses, step_preds, step_labels = self.unrecorded
         ics_every, landscape_every = self.ics_every, self.landscape_every
         model.train()
         self.events(0)
@@ -285,25 +314,43 @@ class Loop:
                 if probing:
                     self.replay.snapshot()  # noisy BN: the probes replay the noise this step's forward draws
                 x, y = sampler.next()
-                with self.autocast():
-                    out = model(x)
-                    loss = loss_fn(out, y)
                 opt.zero_grad()
-                loss.backward()
+                if fused:
+                    loss, out = fused_loss_and_grad(model, x, y)
+                else:
+                    with self.autocast():
+                        out = model(x)
+                        loss = loss_fn(out, y)
+                    loss.backward()
                 if probing:
                     self.probe_before_step(step, x, y, ics, landscape)
                 opt.step()
                 if ics:
                     self.probe_after_step(step, x, y)
-                losses[step - 1] = loss.detach()
+                step_losses.append(loss.detach())
                 if classification:
-                    correct[step - 1] = (out.detach().argmax(1) == y).sum()
+                    step_preds.append(out.detach().argmax(1))
+                    step_labels.append(y)
                 self.steps_done = step
                 if (step % self.tick == 0 or step == self.max_steps) and not self.events(step):
                     return "diverged"
         finally:
+            self.record()
             self.timings["train_loop_s"] = time.perf_counter() - self._t_loop
         return "completed"
+
+    def record(self) -> None:
+        """Moves the steps' appended losses and correct counts into the per-step tensors."""
+        step_losses, step_preds, step_labels = self.unrecorded
+        if not step_losses:
+            return
+        window = slice(self.recorded, self.recorded + len(step_losses))
+        self.losses[window] = torch.stack(step_losses)
+        if step_preds:
+            self.correct[window] = (torch.stack(step_preds) == torch.stack(step_labels)).sum(1)
+        self.recorded = window.stop
+        for pending in self.unrecorded:
+            pending.clear()
 
     # ------------------------------------------------------------------ everything else
     def events(self, step: int) -> bool:
@@ -312,6 +359,7 @@ class Loop:
         payload: dict[str, float] = {}
         healthy = True
         t0 = time.perf_counter()
+        self.record()
         if step and (step % self.log_every == 0 or last):
             window = slice(self.flushed, step)
             train = {"loss": float(self.losses[window].mean())}

@@ -6,12 +6,12 @@ import torch
 from omegaconf import DictConfig
 
 from bnrepro.data.core import (ENV_VAR, BatchSampler, Dataset, Split, generator, sparse_eval_layout, stream_seed,
-                               unofficial)
+                               to_csr, unofficial)
 from bnrepro.data.cifar10 import load_cifar10, locate_cifar10
 from bnrepro.data.linear import load_linear
 from bnrepro.data.mnist import MNIST_GZ_MD5, MNIST_IDX_SHA256, load_mnist, locate_mnist
 
-__all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "unofficial", "load_dataset",
+__all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "to_csr", "unofficial", "load_dataset",
            "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "load_linear", "MNIST_GZ_MD5", "MNIST_IDX_SHA256"]
 
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "linear": load_linear}
