@@ -113,3 +113,22 @@ def test_csr_copy_has_int32_indices_and_the_same_products():
     assert csr.layout == torch.sparse_csr and csr.crow_indices().dtype == torch.int32
     assert torch.equal(csr.to_dense(), x)
     assert torch.equal(csr @ w.t(), x.to_sparse_csr() @ w.t())
+
+
+def test_step_log_holds_each_steps_loss_and_correct_count():
+    from bnrepro.train import StepLog
+
+    torch.manual_seed(0)
+    log = StepLog(25, torch.device("cpu"), classification=True)
+    outs, ys, losses = torch.randn(25, 8, 10), torch.randint(0, 10, (25, 8)), torch.rand(25)
+    for i in range(25):
+        log.append(losses[i], outs[i], ys[i])
+        if i % 10 == 6 or i == 24:  # uneven windows
+            log.record()
+    assert torch.equal(log.losses, losses)
+    assert torch.equal(log.correct, (outs.argmax(2) == ys).sum(1))
+    regression = StepLog(3, torch.device("cpu"), classification=False)
+    for i in range(3):
+        regression.append(losses[i], outs[i], None)
+    regression.record()
+    assert torch.equal(regression.losses, losses[:3]) and not regression.correct.any()

@@ -222,6 +222,38 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     return info
 
 
+class StepLog:
+    """Every step's training loss and correct count, kept on the device (no host sync inside a step). A step only
+    appends its loss, logits and labels (~1 us; writing a loss and a correct count per step cost ~11 us);
+    record(), called with each round of events, reduces them into `losses` and `correct` a window at a time."""
+
+    def __init__(self, steps: int, device: torch.device, classification: bool):
+        self.losses = torch.zeros(steps, device=device)
+        self.correct = torch.zeros(steps, dtype=torch.int64, device=device)
+        self.classification = classification
+        self.recorded = 0
+        self._losses: list[torch.Tensor] = []
+        self._outs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def append(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self._losses.append(loss.detach())
+        if self.classification:
+            self._outs.append(out.detach())
+            self._labels.append(y)
+
+    def record(self) -> None:
+        if not self._losses:
+            return
+        window = slice(self.recorded, self.recorded + len(self._losses))
+        self.losses[window] = torch.stack(self._losses)
+        if self._outs:  # every batch has the same size (BatchSampler drops an epoch's last incomplete one)
+            self.correct[window] = (torch.stack(self._outs).argmax(2) == torch.stack(self._labels)).sum(1)
+        self.recorded = window.stop
+        for pending in (self._losses, self._outs, self._labels):
+            pending.clear()
+
+
 class Loop:
     def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir):
         self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
@@ -242,12 +274,8 @@ class Loop:
         self.task = data.task
         self.loss_fn = LOSSES[data.task]
         self.classification = data.task == "classification"
-        # Per-step loss and correct counts stay on the device: no host sync inside the step. Each step only appends
-        # its loss, predictions and labels (~5 us less than writing counts per step); record() fills these tensors.
-        self.losses = torch.zeros(self.max_steps, device=device)
-        self.correct = torch.zeros(self.max_steps, dtype=torch.int64, device=device)
-        self.unrecorded: tuple[list, list, list] = ([], [], [])
-        self.recorded = 0
+        self.steps_log = StepLog(self.max_steps, device, self.classification)
+        self.losses, self.correct = self.steps_log.losses, self.steps_log.correct
         self.fused = use_fused_step(cfg, model, data.task)
         self.steps_done, self.flushed, self.wandb_flushed = 0, 0, 0
         self.diverged_at: int | None = None
@@ -300,8 +328,8 @@ class Loop:
     # ------------------------------------------------------------------ the step
     def run(self) -> str:
         model, opt, sampler, fused = self.model, self.opt, self.sampler, self.fused
-        loss_fn, classification = self.loss_fn, self.classification
-        step_losses, step_preds, step_labels = self.unrecorded
+        loss_fn = self.loss_fn
+        log_step = self.steps_log.append
         ics_every, landscape_every = self.ics_every, self.landscape_every
         model.train()
         self.events(0)
@@ -327,30 +355,14 @@ class Loop:
                 opt.step()
                 if ics:
                     self.probe_after_step(step, x, y)
-                step_losses.append(loss.detach())
-                if classification:
-                    step_preds.append(out.detach().argmax(1))
-                    step_labels.append(y)
+                log_step(loss, out, y)
                 self.steps_done = step
                 if (step % self.tick == 0 or step == self.max_steps) and not self.events(step):
                     return "diverged"
         finally:
-            self.record()
+            self.steps_log.record()
             self.timings["train_loop_s"] = time.perf_counter() - self._t_loop
         return "completed"
-
-    def record(self) -> None:
-        """Moves the steps' appended losses and correct counts into the per-step tensors."""
-        step_losses, step_preds, step_labels = self.unrecorded
-        if not step_losses:
-            return
-        window = slice(self.recorded, self.recorded + len(step_losses))
-        self.losses[window] = torch.stack(step_losses)
-        if step_preds:
-            self.correct[window] = (torch.stack(step_preds) == torch.stack(step_labels)).sum(1)
-        self.recorded = window.stop
-        for pending in self.unrecorded:
-            pending.clear()
 
     # ------------------------------------------------------------------ everything else
     def events(self, step: int) -> bool:
@@ -359,7 +371,7 @@ class Loop:
         payload: dict[str, float] = {}
         healthy = True
         t0 = time.perf_counter()
-        self.record()
+        self.steps_log.record()
         if step and (step % self.log_every == 0 or last):
             window = slice(self.flushed, step)
             train = {"loss": float(self.losses[window].mean())}
