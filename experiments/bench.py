@@ -56,10 +56,16 @@ def pair(tmp: Path, name: str, steps: int, *overrides: str, parallel: bool = Tru
 
 
 def typical(steps: int, root: str) -> dict:
-    _, out = timed([sys.executable, str(ROOT / "experiments" / "baselines" / "typical_loop.py"),
-                    "--steps", str(steps), "--root", root])
-    m = re.search(r"loop_s=([\d.]+) process_s=([\d.]+)", out)
-    return {"steps": steps, "loop_s": float(m.group(1)), "process_s": float(m.group(2))}
+    """The typical loop as a whole process: the fastest of REPEATS runs, as for ours."""
+    best = None
+    for _ in range(REPEATS):
+        _, out = timed([sys.executable, str(ROOT / "experiments" / "baselines" / "typical_loop.py"),
+                        "--steps", str(steps), "--root", root])
+        m = re.search(r"loop_s=([\d.]+) process_s=([\d.]+)", out)
+        run = {"steps": steps, "loop_s": float(m.group(1)), "process_s": float(m.group(2))}
+        if best is None or run["process_s"] < best["process_s"]:
+            best = run
+    return best
 
 
 def bookkeeping_s_per_step(n: int = 20000, every: int = 10) -> float:
@@ -114,13 +120,21 @@ def main() -> None:
         _, bare = single(tmp, "bare", n_overhead, "trainer.threads=1", "trainer.eval_every=0",
                          "trainer.probe_every=0", "logger=none")
         _, full = single(tmp, "full", n_overhead, "trainer.threads=1")
+        _, autograd = single(tmp, "bare_autograd", n_overhead, "trainer.threads=1", "trainer.eval_every=0",
+                             "trainer.probe_every=0", "logger=none", "trainer.fused_step=false")
         bare_s, full_s = bare["timings"]["train_loop_s"], full["timings"]["train_loop_s"]
         book_s = bookkeeping_s_per_step() * n_overhead
+        # The same share from the logged run's own clock: what its evaluation, probes and logging took, against
+        # the rest of its loop. Immune to the bare run being a faster or slower draw of this VM's noise.
+        spent = sum(full["timings"][k] for k in ("eval_s", "probe_s", "log_s")) + book_s
         r["overhead"] = {
             "steps": n_overhead, "bare_loop_s": bare_s, "logged_loop_s": full_s,
             "bare_steps_per_s": n_overhead / (bare_s - book_s), "logged_steps_per_s": n_overhead / full_s,
+            "bare_autograd_loop_s": autograd["timings"]["train_loop_s"],
+            "fused_step_speedup": autograd["timings"]["train_loop_s"] / bare_s,
             "per_step_metric_bookkeeping_s": book_s,
             "overhead_share": (full_s - bare_s + book_s) / (bare_s - book_s),
+            "overhead_share_in_run": spent / (full_s - spent),
             "logged_run_breakdown_s": full["timings"],
         }
 
@@ -160,9 +174,9 @@ def main() -> None:
     o, pr, nb, tc, vt = r["overhead"], r["pair"], r["pair_notebook_cadence"], r["two_cores"], r["vs_typical_loop"]
     print(f"""
 MNIST benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs){'  [QUICK: not meaningful]' if args.quick else ''}
-  bare training (BN, 1 thread)            {o['bare_steps_per_s']:8.0f} steps/s
+  bare training (BN, 1 thread)            {o['bare_steps_per_s']:8.0f} steps/s  (fused step {o['fused_step_speedup']:.2f}x autograd's)
   with eval/probes/W&B                     {o['logged_steps_per_s']:8.0f} steps/s
-  logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%)
+  logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%; by the logged run's own clock {o['overhead_share_in_run']:.1%})
   pair, {pr['steps']} steps each, side by side   {pr['train_loop_s']:8.1f} s training ({pr['wall_s']:.1f} s whole command; target <= 75 s)
   pair at the notebook's cadence (eval/50) {nb['train_loop_s']:8.1f} s training ({nb['wall_s']:.1f} s whole command)
   both cores: side by side vs sequential   {tc['parallel_speedup']:8.2f}x  ({tc['parallel_1_thread_wall_s']:.1f} s vs {tc['sequential_2_threads_wall_s']:.1f} s)
