@@ -47,7 +47,7 @@ LOSSES = {"classification": F.cross_entropy, "regression": sum_squared_error}
 def cross_entropy_sum_or_mean(out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """F.cross_entropy's values, for evaluation: log_softmax along the rows of the transposed logits. Over 10
     classes the row-wise kernel is ~15x slower (1.5 ms of a 10k-image MNIST evaluation); the values are the same
-    in float32 (tests/test_train_units.py). Other dtypes (autocast) take F.cross_entropy."""
+    in float32 (tests/test_speed_paths.py). Other dtypes (autocast) take F.cross_entropy."""
     if out.dtype != torch.float32:
         return F.cross_entropy(out, y, reduction=reduction)
     return F.nll_loss(torch.log_softmax(out.t().contiguous(), 0).t(), y, reduction=reduction)

@@ -11,8 +11,9 @@ from bnrepro.data.cifar10 import load_cifar10, locate_cifar10
 from bnrepro.data.linear import load_linear
 from bnrepro.data.mnist import MNIST_GZ_MD5, MNIST_IDX_SHA256, load_mnist, locate_mnist
 
-__all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "to_csr", "unofficial", "load_dataset",
-           "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "load_linear", "MNIST_GZ_MD5", "MNIST_IDX_SHA256"]
+__all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "to_csr", "unofficial",
+           "load_dataset", "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "load_linear", "MNIST_GZ_MD5",
+           "MNIST_IDX_SHA256"]
 
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "linear": load_linear}
 
