@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.mnist import percentiles_long, training_curves
-from bnrepro.figures.style import PALETTE, label, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import PALETTE, label, legend_with_labels, provenance, save, seed_band, setup
 
 VARIANTS = ["none", "batch", "noisy_batch"]
 
@@ -29,7 +29,7 @@ def fig1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ["train (smoothed)", "test"]):
         sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=["none", "batch"],
-                     palette=PALETTE, style="lr", errorbar="sd" if nseeds > 1 else None, ax=ax)
+                     palette=PALETTE, style="lr", errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(f"{split.split(' ')[0]} accuracy")
         ax.set_ylabel("accuracy")
         legend_with_labels(ax, fontsize=8)
@@ -57,6 +57,15 @@ def pooled_percentiles(metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return p, sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
 
 
+def variant_curves(ax, d: pd.DataFrame, variants: list[str], nseeds: int, title: str, ylabel: str) -> None:
+    """One metric over training, a line per variant (mean ± sd over seeds), in a small panel beside layer bands."""
+    sns.lineplot(data=d, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+                 errorbar=seed_band(nseeds), ax=ax)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    legend_with_labels(ax, fontsize=7)
+
+
 def layer_bands(fig, grid, p: pd.DataFrame, layers: list[str], variants: list[str], row: int, col: int) -> None:
     """One panel per (layer, variant), from grid[row, col] on: the layer's activation distribution over training."""
     for r, layer in enumerate(layers, start=row):
@@ -82,12 +91,8 @@ def fig2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: floa
     fig = plt.figure(figsize=(4.2 * (1 + len(variants)), 3.0 * max(2, len(layers))), layout="constrained")
     grid = fig.add_gridspec(max(2, len(layers)), 1 + len(variants))
     for r, split in enumerate(["train (smoothed)", "test"]):
-        ax = fig.add_subplot(grid[r, 0])
-        sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=variants,
-                     palette=PALETTE, errorbar="sd" if nseeds > 1 else None, ax=ax)
-        ax.set_title(f"{split.split(' ')[0]} accuracy", fontsize=10)
-        ax.set_ylabel("accuracy")
-        legend_with_labels(ax, fontsize=7)
+        variant_curves(fig.add_subplot(grid[r, 0]), d[d["split"] == split], variants, nseeds,
+                       f"{split.split(' ')[0]} accuracy", "accuracy")
     layer_bands(fig, grid, p, layers, variants, row=0, col=1)
     fig.suptitle(f"VGG on CIFAR-10, lr {lr:g}: standard, BN and noisy BN (Santurkar et al. Fig 2)")
     return save(fig, out, "fig_santurkar2_noisy_bn", provenance(runs, "bands: pooled percentiles on a fixed test batch"))

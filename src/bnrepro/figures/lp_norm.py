@@ -7,11 +7,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
-from bnrepro.figures.cifar import layer_bands, pooled_percentiles
+from bnrepro.figures.cifar import layer_bands, pooled_percentiles, variant_curves
 from bnrepro.figures.mnist import training_curves
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, provenance, save, setup
 
 
 def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -23,12 +22,8 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
     fig = plt.figure(figsize=(4.0 * max(3, len(variants)), 3.4 * (1 + len(layers))), layout="constrained")
     grid = fig.add_gridspec(1 + len(layers), max(3, len(variants)))
     for c, (split, metric) in enumerate([("train (smoothed)", "acc"), ("test", "acc"), ("train (smoothed)", "loss")]):
-        ax = fig.add_subplot(grid[0, c])
-        sns.lineplot(data=d[(d["split"] == split) & (d["metric"] == metric)], x="step", y="value", hue="variant",
-                     hue_order=variants, palette=PALETTE, errorbar="sd" if nseeds > 1 else None, ax=ax)
-        ax.set_title(f"{split.split(' ')[0]} {'accuracy' if metric == 'acc' else 'loss'}", fontsize=10)
-        ax.set_ylabel(metric)
-        legend_with_labels(ax, fontsize=7)
+        variant_curves(fig.add_subplot(grid[0, c]), d[(d["split"] == split) & (d["metric"] == metric)], variants,
+                       nseeds, f"{split.split(' ')[0]} {'accuracy' if metric == 'acc' else 'loss'}", metric)
     layer_bands(fig, grid, p, layers, variants, row=1, col=0)
     lr = ", ".join(f"{v:g}" for v in sorted(metrics["lr"].unique()))
     fig.suptitle(f"VGG on CIFAR-10, lr {lr}: BN vs lp-normalisation (Santurkar et al. Fig 6)")

@@ -8,13 +8,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, seed_band,
+                                   setup)
 
 SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average
-
-
-def _band(nseeds: int):
-    return "sd" if nseeds > 1 else None
 
 
 def training_curves(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +38,7 @@ def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -
     for ax, metric, title in ((axes[0], "acc", "accuracy"), (axes[1], "loss", "cross-entropy loss")):
         dm = d[d["metric"] == metric]
         sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=VARIANT_ORDER, palette=PALETTE,
-                     style="split", style_order=["test", "train (smoothed)"], errorbar=_band(nseeds), ax=ax)
+                     style="split", style_order=["test", "train (smoothed)"], errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(title)
         ax.set_ylabel(title)
     acc = d[(d["metric"] == "acc") & (d["step"] >= d["step"].max() * 0.1)]["value"]
@@ -66,7 +63,7 @@ def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
 def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool) -> None:
     order = sorted(d["percentile"].unique(), key=lambda s: float(s[:-2]))
     sns.lineplot(data=d, x="step", y="value", hue="percentile", hue_order=order,
-                 palette="viridis", errorbar=_band(nseeds), ax=ax, legend=first)
+                 palette="viridis", errorbar=seed_band(nseeds), ax=ax, legend=first)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel("sigmoid input" if first else "")
     if first:

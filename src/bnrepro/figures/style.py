@@ -25,6 +25,11 @@ def label(variant: str) -> str:
     return VARIANT_LABELS.get(variant, variant)
 
 
+def seed_band(nseeds: int):
+    """seaborn's errorbar: the mean with a ±1 sd band over several seeds, a plain line for one."""
+    return "sd" if nseeds > 1 else None
+
+
 def legend_with_labels(ax, **kwargs) -> None:
     """The legend with variant codes (none, batch, ...) spelled out for readers."""
     handles, labels = ax.get_legend_handles_labels()

@@ -9,7 +9,8 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.collect import summarize
-from bnrepro.figures.style import PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, seed_band,
+                                   setup)
 
 
 def sweep_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -26,7 +27,7 @@ def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     variants = [v for v in VARIANT_ORDER if v in set(s["variant"])]
     sns.lineplot(data=ok, x="lr", y="final_test_acc", hue="variant", hue_order=variants, palette=PALETTE,
-                 marker="o", errorbar="sd" if s["seed"].nunique() > 1 else None, ax=ax)
+                 marker="o", errorbar=seed_band(s["seed"].nunique()), ax=ax)
     for variant, g in bad.groupby("variant"):
         ax.scatter(g["lr"], [0.0] * len(g), marker="X", s=90, color=PALETTE.get(variant, "k"), zorder=5,
                    label=f"{label(variant)}: diverged")
