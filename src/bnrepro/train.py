@@ -119,8 +119,8 @@ def use_fused_step(cfg: DictConfig, model: torch.nn.Module, task: str) -> bool:
     """trainer.fused_step: auto takes the MLP's hand-written backward (models/mlp_fused.py, bitwise the same as
     autograd) where it applies; false always uses autograd; true insists on it."""
     mode = cfg.trainer.get("fused_step", "auto")
-    applies = (supports_fused(model) and task == "classification" and not cfg.trainer.get("amp")
-               and LOSSES[task] is F.cross_entropy)
+    # The fused step computes the classification loss (cross-entropy) in float32.
+    applies = supports_fused(model) and task == "classification" and not cfg.trainer.get("amp")
     if mode is True and not applies:
         from bnrepro import ConfigError
 
