@@ -26,6 +26,9 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("mnist_bn", "probe.moments=sometimes", "probe.moments"),
     ("mnist_bn", "probe.layers=layer2", "probe.layers"),
     ("mnist_bn", "trainer.channels_last=true", "trainer.channels_last"),
+    ("mnist_bn", "trainer.fused_step=maybe", "trainer.fused_step"),
+    ("mnist_bn", "trainer.fused_step=1", "trainer.fused_step"),
+    ("mnist_bn", "data.sparse_eval=1", "data.sparse_eval"),
     # the optimisation probes and lp norms, on the deep linear network
     ("dln", "model.norm=l3", "model.norm"),
     ("dln", "ics.layers=[1,5]", "ics.layers"),

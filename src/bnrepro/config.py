@@ -13,7 +13,8 @@ from bnrepro.models import ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
     value = cfg_get(cfg, key)
-    if value not in allowed:
+    # By type as well as value: in Python 1 == True, so a set lookup alone would take 1 for true.
+    if not any(value == a and type(value) is type(a) for a in allowed):
         raise ConfigError(f"{key}={value!r} is not one of {sorted(allowed, key=str)}")
 
 
