@@ -31,12 +31,16 @@ class MetricStore:
         return len(self._values)
 
     def frame(self) -> pd.DataFrame:
+        """Rows in step order, and within a step in the order they were added: a measurement that arrives late
+        (from the evaluation thread) lands where an in-line one would have."""
+        steps = np.asarray(self._steps, dtype=np.int64)
+        order = np.argsort(steps, kind="stable")
         df = pd.DataFrame(
             {
-                "step": np.asarray(self._steps, dtype=np.int64),
-                "split": pd.Categorical(self._splits, categories=SPLITS),
-                "metric": pd.Series(self._metrics, dtype="category"),
-                "value": np.asarray(self._values, dtype=np.float64),
+                "step": steps[order],
+                "split": pd.Categorical(np.asarray(self._splits, dtype=object)[order], categories=SPLITS),
+                "metric": pd.Series(np.asarray(self._metrics, dtype=object)[order], dtype="category"),
+                "value": np.asarray(self._values, dtype=np.float64)[order],
             }
         )
         for key, value in self.identity.items():

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
 import traceback
+from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import reduce
 from math import gcd
 from pathlib import Path
@@ -25,10 +28,11 @@ from bnrepro.config import validate, validate_against_data
 from bnrepro.data import BatchSampler, Split, generator, load_dataset, to_csr
 from bnrepro.logger import NullLogger, build_logger
 from bnrepro.metrics import MetricStore
-from bnrepro.models import build_model, fused_loss_and_grad, supports_fused
+from bnrepro.models import MLP, NoisyBatchNorm, build_model, fused_loss_and_grad, supports_fused
 from bnrepro.optim import build_optimizer
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay, eta_grid
 from bnrepro.runinfo import environment, now, save_code_diff, write_json
+from bnrepro.worker import EventWorker
 
 log = logging.getLogger("bnrepro")
 
@@ -129,6 +133,35 @@ def use_fused_step(cfg: DictConfig, model: torch.nn.Module, task: str) -> bool:
     return applies and mode in ("auto", True)
 
 
+def core_budget() -> int:
+    """The cores this job may use: OMP_NUM_THREADS where a launcher set it (joblib gives each of n side-by-side
+    jobs its share), else the CPUs this process may run on."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def use_eval_thread(cfg: DictConfig, model: torch.nn.Module, device: torch.device, cores: int) -> bool:
+    """trainer.eval_thread: evaluation and probes in a second thread (bnrepro/worker.py; the same numbers).
+    auto: for the MLP on a CPU when the job has a core beyond its training threads: its small steps gain nothing
+    from that core, and its evaluation costs ~30 steps. Conv nets keep every core for their own steps, and a GPU
+    works asynchronously already. Noisy BN is excluded: a copy of it would not continue its probe noise stream."""
+    mode = cfg.trainer.get("eval_thread", "auto")
+    t = cfg.trainer
+    noisy = any(isinstance(m, NoisyBatchNorm) for m in model.modules())
+    if mode is True and noisy:
+        from bnrepro import ConfigError
+
+        raise ConfigError("trainer.eval_thread=true cannot take noisy BN (its probe noise stream lives in the "
+                          "model); use auto or false")
+    if not (t.eval_every or t.probe_every) or mode is False or noisy:
+        return False
+    if mode is True:
+        return True
+    return device.type == "cpu" and type(model) is MLP and cores >= (t.threads or 1) + 1
+
+
 def build_probe(cfg: DictConfig, model: torch.nn.Module, test: Split) -> ActivationProbe | None:
     if not cfg.trainer.probe_every:
         return None
@@ -179,10 +212,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     try:
         with sigterm_as_interrupt():
             validate(cfg)
+            cores = core_budget()
             if cfg.trainer.threads:
                 torch.set_num_threads(cfg.trainer.threads)
             device = resolve_device(cfg.device)
-            info.update(device=str(device), threads=torch.get_num_threads())
+            info["device"] = str(device)
             data = load_dataset(cfg.data, device)
             info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
             validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
@@ -200,8 +234,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             sampler = BatchSampler(data.train, cfg.trainer.batch_size, generator(cfg.seed, "data-order"))
             probe = build_probe(cfg, model, data.test)
             info["probe_unit"] = cfg.probe.unit if probe else None
+            worker = None
+            if use_eval_thread(cfg, model, device, cores):
+                if not cfg.trainer.threads:
+                    torch.set_num_threads(max(1, cores - 1))  # the last core is the worker's
+                worker = EventWorker(model, lambda shadow: build_probe(cfg, shadow, data.test))
+            info.update(threads=torch.get_num_threads(), eval_thread=worker is not None)
             logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
-            loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir)
+            loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir, worker)
             info["fused_step"] = loop.fused  # which backward the steps took (the same numbers either way)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
@@ -254,9 +294,22 @@ class StepLog:
             pending.clear()
 
 
+@dataclass
+class Measured:
+    """What evaluation and the activation probe found at one step."""
+
+    step: int
+    test: dict[str, float] | None
+    acts: dict[str, float] | None
+    kind: str | None  # "probe" (percentiles, to W&B too) or "deltas" (moment changes, metrics.parquet only)
+    eval_s: float
+    probe_s: float
+
+
 class Loop:
-    def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir):
+    def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir, worker: EventWorker | None = None):
         self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
+        self.worker = worker
         self.data, self.probe, self.store, self.logger, self.run_dir = data, probe, store, logger, Path(run_dir)
         t = cfg.trainer
         self.max_steps, self.batch_size = t.max_steps, t.batch_size
@@ -282,6 +335,12 @@ class Loop:
         self.last_test: dict[str, float] = {}
         self.best_test_acc = float("nan")
         self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "step_probe_s": 0.0, "log_s": 0.0}
+        if worker is not None:
+            self.timings["worker_wait_s"] = 0.0  # eval_s and probe_s are then the worker thread's time
+        # W&B payloads wait here until the measurements of their step are in, and leave in step order.
+        self.outbox: deque[tuple[int, dict[str, float]]] = deque()
+        self.measuring: set[int] = set()
+        self.first_bad_step: int | None = None
         self.ics: ICSProbe | None = None
         self.landscape: LandscapeProbe | None = None
         self.pending: dict[str, float] = {}  # step-probe results waiting for the next W&B call
@@ -361,6 +420,7 @@ class Loop:
                     return "diverged"
         finally:
             self.steps_log.record()
+            self.finish_events()
             self.timings["train_loop_s"] = time.perf_counter() - self._t_loop
         return "completed"
 
@@ -368,7 +428,6 @@ class Loop:
     def events(self, step: int) -> bool:
         """Metrics, evaluation, probes and logging due at `step`. Returns False once the run has diverged."""
         last = step == self.max_steps
-        payload: dict[str, float] = {}
         healthy = True
         t0 = time.perf_counter()
         self.steps_log.record()
@@ -379,53 +438,124 @@ class Loop:
                 train["acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.flushed))
             self.flushed = step
             self.store.add(step, "train", train)
-            healthy = math.isfinite(train["loss"])
-        t1 = time.perf_counter()
-        if self.eval_every and (step % self.eval_every == 0 or last or not healthy):
-            with self.autocast():
-                test = evaluate(self.model, self.data.test, self.eval_batch_size, self.task)
-            self.store.add(step, "test", test)
-            payload.update({f"test/{k}": v for k, v in test.items()})
-            self.last_test = test
-            if "acc" in test and (test["acc"] > self.best_test_acc or math.isnan(self.best_test_acc)):
-                self.best_test_acc = test["acc"]
-            healthy = healthy and math.isfinite(test["loss"])
-        t2 = time.perf_counter()
-        if self.probe and healthy and (step % self.probe_every == 0 or last):
-            with self.autocast():
-                acts = self.probe()
-            self.store.add(step, "probe", acts)
-            payload.update(acts)
-        elif self.deltas_due and healthy and step % self.probe_every == 1:
-            with self.autocast():  # the same precision as the probe whose moments these are compared with
-                self.store.add(step, "probe", self.probe.deltas())
-        t3 = time.perf_counter()
+            healthy = self.check(step, math.isfinite(train["loss"]))
         if self.wandb_every and (step % self.wandb_every == 0 or last or not healthy):
-            # One call per W&B cadence (a call costs ~0.3 ms): training metrics as means since the previous
-            # call, plus whatever evaluation and probes ran at this step. metrics.parquet keeps every record.
-            if step > self.wandb_flushed:
-                window = slice(self.wandb_flushed, step)
-                payload["train/loss"] = float(self.losses[window].mean())
-                if self.classification:
-                    payload["train/acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.wandb_flushed))
-                self.wandb_flushed = step
-            payload.update(self.pending)
-            self.pending = {}
-            self.logger.log(payload, step=step)
+            self.queue_wandb(step)
+        t1 = time.perf_counter()
+        eval_due = bool(self.eval_every) and (step % self.eval_every == 0 or last or not healthy)
+        probe = None
+        if self.probe and healthy and (step % self.probe_every == 0 or last):
+            probe = "probe"
+        elif self.deltas_due and healthy and step % self.probe_every == 1:
+            probe = "deltas"  # one step after a probe: the change of its moments (Santurkar Fig 8)
+        done: list[Measured] = []
+        if eval_due or probe:
+            job = lambda model, activations: self.measure(step, model, activations, eval_due, probe)  # noqa: E731
+            if self.worker is None:
+                done.append(job(self.model, self.probe))
+            else:
+                self.measuring.add(step)
+                done += self.worker.submit(job)
+        if self.worker is not None:
+            done += self.worker.ready(wait=last or not healthy)
+        for measured in done:
+            healthy = self.record(measured) and healthy
+        t2 = time.perf_counter()
+        self.send_wandb()
         if step and (step % self.progress_every == 0 or last or not healthy):
             self.progress(step)
         if time.perf_counter() - self._last_write > CHECKPOINT_METRICS_EVERY_S:
             self.store.write(self.run_dir / "metrics.parquet")
             self._last_write = time.perf_counter()
-        t4 = time.perf_counter()
-        self.timings["eval_s"] += t2 - t1
-        self.timings["probe_s"] += t3 - t2
-        self.timings["log_s"] += (t1 - t0) + (t4 - t3)
+        t3 = time.perf_counter()
+        if self.worker is None:
+            self.timings["log_s"] += (t1 - t0) + (t3 - t2)
+        else:
+            self.timings["log_s"] += (t3 - t0) - (t2 - t1)
+            self.timings["worker_wait_s"] = self.worker.wait_s
         if not healthy:
-            self.diverged_at = step
+            self.diverged_at = self.first_bad_step
             log.warning("[%s] diverged at step %d (non-finite loss): stopping, recorded as 'diverged'",
-                        run_name(self.cfg), step)
+                        run_name(self.cfg), self.diverged_at)
         return healthy
+
+    def check(self, step: int, finite: bool) -> bool:
+        if not finite and (self.first_bad_step is None or step < self.first_bad_step):
+            self.first_bad_step = step
+        return finite
+
+    def measure(self, step: int, model, probe, eval_due: bool, kind: str | None) -> Measured:
+        """Evaluation and the activation probe at one step; in line, or in the worker thread on its copy of the
+        model (the same numbers: that copy holds this step's weights and buffers)."""
+        t0 = time.perf_counter()
+        with self.autocast():
+            test = evaluate(model, self.data.test, self.eval_batch_size, self.task) if eval_due else None
+            t1 = time.perf_counter()
+            if test is not None and not math.isfinite(test["loss"]):
+                kind = None  # diverged: nothing left to probe
+            acts = probe() if kind == "probe" else probe.deltas() if kind == "deltas" else None
+        return Measured(step, test, acts, kind, t1 - t0, time.perf_counter() - t1)
+
+    def record(self, m: Measured) -> bool:
+        """Store a measurement under its own step, and add it to that step's W&B payload. False if it diverged."""
+        self.measuring.discard(m.step)
+        self.timings["eval_s"] += m.eval_s
+        self.timings["probe_s"] += m.probe_s
+        payload: dict[str, float] = {}
+        healthy = True
+        if m.test is not None:
+            self.store.add(m.step, "test", m.test)
+            payload.update({f"test/{k}": v for k, v in m.test.items()})
+            self.last_test = m.test
+            if "acc" in m.test and (m.test["acc"] > self.best_test_acc or math.isnan(self.best_test_acc)):
+                self.best_test_acc = m.test["acc"]
+            healthy = self.check(m.step, math.isfinite(m.test["loss"]))
+        if m.acts is not None:
+            self.store.add(m.step, "probe", m.acts)
+            if m.kind == "probe":
+                payload.update(m.acts)
+        entry = next((p for s, p in self.outbox if s == m.step), None)
+        if entry is None and not healthy and self.wandb_every:
+            self.queue_wandb(m.step)  # a diverged step is always logged
+            entry = next(p for s, p in self.outbox if s == m.step)
+        if entry is not None:
+            entry.update(payload)
+        return healthy
+
+    def queue_wandb(self, step: int) -> None:
+        """One W&B call per W&B cadence (a call costs ~0.3 ms): training metrics as means since the previous
+        call, plus whatever the step-probes, evaluation and activation probe measured at this step.
+        metrics.parquet keeps every record."""
+        payload: dict[str, float] = {}
+        if step > self.wandb_flushed:
+            window = slice(self.wandb_flushed, step)
+            payload["train/loss"] = float(self.losses[window].mean())
+            if self.classification:
+                payload["train/acc"] = float(self.correct[window].sum()) / (self.batch_size * (step - self.wandb_flushed))
+            self.wandb_flushed = step
+        payload.update(self.pending)
+        self.pending = {}
+        self.outbox.append((step, payload))
+        if len(self.outbox) > 1 and self.outbox[-2][0] > step:  # a late divergence record: keep step order
+            self.outbox = deque(sorted(self.outbox, key=lambda e: e[0]))
+
+    def send_wandb(self) -> None:
+        """W&B wants its steps in order: a payload leaves once no earlier or equal step is still being measured."""
+        while self.outbox and self.outbox[0][0] < min(self.measuring, default=math.inf):
+            step, payload = self.outbox.popleft()
+            self.logger.log(payload, step=step)
+
+    def finish_events(self) -> None:
+        """At the end, however it ends: what the worker still measures is recorded and logged."""
+        if self.worker is None:
+            return
+        try:
+            for measured in self.worker.ready(wait=True):
+                self.record(measured)
+            self.send_wandb()
+        finally:
+            self.timings["worker_wait_s"] = self.worker.wait_s
+            self.worker.close()
 
     def progress(self, step: int) -> None:
         elapsed = time.perf_counter() - self._t_loop
