@@ -6,10 +6,29 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from tests.conftest import ROOT
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):  # exited, waiting to be reaped
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_sigterm_keeps_metrics_and_says_failed(tmp_path, mnist_data):
@@ -21,8 +40,11 @@ def test_sigterm_keeps_metrics_and_says_failed(tmp_path, mnist_data):
     for line in proc.stdout:  # wait until training is under way
         if "step 200/" in line or time.time() > deadline:
             break
+    children = _children(proc.pid)  # the evaluation worker, where the run forked one
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
+    for pid in children:  # gone with its parent, not left running
+        assert _gone(pid), f"the worker process {pid} outlived the run"
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["status"] == "failed" and "interrupted" in info["error"]
     assert info["steps_done"] >= 200

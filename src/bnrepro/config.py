@@ -75,10 +75,10 @@ def validate(cfg: DictConfig) -> None:
     if t.fused_step is True and (cfg.model.name != "mlp" or cfg.model.norm not in ("none", "batch") or t.amp):
         raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch and trainer.amp=null "
                           "(auto uses it where it applies)")
-    _choice(cfg, "trainer.eval_thread", {"auto", True, False})
-    if t.eval_thread is True and cfg.model.get("norm") == "noisy_batch":
-        raise ConfigError("trainer.eval_thread=true cannot take model.norm=noisy_batch (its probe noise stream lives "
-                          "in the model); use auto or false")
+    _choice(cfg, "trainer.eval_worker", {"auto", "process", "thread", False})
+    if t.eval_worker in ("process", "thread") and cfg.model.get("norm") == "noisy_batch":
+        raise ConfigError(f"trainer.eval_worker={t.eval_worker} cannot take model.norm=noisy_batch (its probe noise "
+                          "stream lives in the model); use auto or false")
     _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")

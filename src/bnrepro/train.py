@@ -9,13 +9,14 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from math import gcd
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from bnrepro.models import MLP, NoisyBatchNorm, build_model, fused_loss_and_grad
 from bnrepro.optim import build_optimizer
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay, eta_grid
 from bnrepro.runinfo import environment, now, save_code_diff, write_json
-from bnrepro.worker import EventWorker
+from bnrepro.worker import CAN_FORK, KINDS, EventWorker
 
 log = logging.getLogger("bnrepro")
 
@@ -142,24 +143,31 @@ def core_budget() -> int:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def use_eval_thread(cfg: DictConfig, model: torch.nn.Module, device: torch.device, cores: int) -> bool:
-    """trainer.eval_thread: evaluation and probes in a second thread (bnrepro/worker.py; the same numbers).
+def eval_worker_kind(cfg: DictConfig, model: torch.nn.Module, device: torch.device, cores: int) -> str | None:
+    """trainer.eval_worker: evaluation and probes beside training (bnrepro/worker.py; the same numbers), in a
+    forked process or a thread, or None (in line).
     auto: for the MLP on a CPU when the job has a core beyond its training threads: its small steps gain nothing
-    from that core, and its evaluation costs ~30 steps. Conv nets keep every core for their own steps, and a GPU
-    works asynchronously already. Noisy BN is excluded: a copy of it would not continue its probe noise stream."""
-    mode = cfg.trainer.get("eval_thread", "auto")
+    from that core, and its evaluation costs ~30 steps. A process where fork is safe (Linux), else a thread. Conv
+    nets keep every core for their own steps, and a GPU works asynchronously already. Noisy BN is excluded: a copy
+    of it would not continue its probe noise stream."""
+    from bnrepro import ConfigError
+
+    mode = cfg.trainer.get("eval_worker", "auto")
     t = cfg.trainer
     noisy = any(isinstance(m, NoisyBatchNorm) for m in model.modules())
-    if mode is True and noisy:
-        from bnrepro import ConfigError
-
-        raise ConfigError("trainer.eval_thread=true cannot take noisy BN (its probe noise stream lives in the "
+    if mode in KINDS and noisy:
+        raise ConfigError(f"trainer.eval_worker={mode} cannot take noisy BN (its probe noise stream lives in the "
                           "model); use auto or false")
+    if mode == "process" and (device.type != "cpu" or not CAN_FORK):
+        raise ConfigError(f"trainer.eval_worker=process needs a CPU job on Linux (it forks; this is {device.type} "
+                          f"on {sys.platform}); use thread, auto or false")
     if not (t.eval_every or t.probe_every) or mode is False or noisy:
-        return False
-    if mode is True:
-        return True
-    return device.type == "cpu" and type(model) is MLP and cores >= (t.threads or 1) + 1
+        return None
+    if mode in KINDS:
+        return mode
+    if device.type == "cpu" and type(model) is MLP and cores >= (t.threads or 1) + 1:
+        return "process" if CAN_FORK else "thread"
+    return None
 
 
 def build_probe(cfg: DictConfig, model: torch.nn.Module, test: Split) -> ActivationProbe | None:
@@ -234,14 +242,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             sampler = BatchSampler(data.train, cfg.trainer.batch_size, generator(cfg.seed, "data-order"))
             probe = build_probe(cfg, model, data.test)
             info["probe_unit"] = cfg.probe.unit if probe else None
+            measure_at = partial(measure, data.test, data.task, cfg.trainer.get("eval_batch_size", 1000),
+                                 autocast_factory(cfg.trainer.get("amp"), device))
             worker = None
-            if use_eval_thread(cfg, model, device, cores):
+            kind = eval_worker_kind(cfg, model, device, cores)
+            if kind:
                 if not cfg.trainer.threads:
                     torch.set_num_threads(max(1, cores - 1))  # the last core is the worker's
-                worker = EventWorker(model, lambda shadow: build_probe(cfg, shadow, data.test))
-            info.update(threads=torch.get_num_threads(), eval_thread=worker is not None)
+                # Before W&B starts: the process worker forks, and a fork should not copy W&B's threads and sockets.
+                worker = EventWorker(model, lambda shadow: build_probe(cfg, shadow, data.test), measure_at, kind)
+            info.update(threads=torch.get_num_threads(), eval_worker=kind)
             logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), run_name(cfg))
-            loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir, worker)
+            loop = Loop(cfg, model, opt, sampler, data, probe, store, logger, run_dir, measure_at, worker)
             info["fused_step"] = loop.fused  # which backward the steps took (the same numbers either way)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
@@ -260,6 +272,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         write_json(run_dir / "run.json", info)
         logger.finish(exit_code=0 if info["status"] != "failed" else 1)
     return info
+
+
+def autocast_factory(amp: str | None, device: torch.device):
+    """trainer.amp as a context-manager factory: bf16 autocast, or nothing."""
+    if amp == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 class StepLog:
@@ -306,10 +325,26 @@ class Measured:
     probe_s: float
 
 
+def measure(test: Split, task: str, eval_batch_size: int, autocast, model, probe, step: int, eval_due: bool,
+            kind: str | None) -> Measured:
+    """Evaluation and the activation probe at one step; in line, or in the worker on its copy of the model (the
+    same numbers: that copy holds this step's weights and buffers). A module-level function, so that the process
+    worker holds everything it needs from the moment it forks."""
+    t0 = time.perf_counter()
+    with autocast():
+        result = evaluate(model, test, eval_batch_size, task) if eval_due else None
+        t1 = time.perf_counter()
+        if result is not None and not math.isfinite(result["loss"]):
+            kind = None  # diverged: nothing left to probe
+        acts = probe() if kind == "probe" else probe.deltas() if kind == "deltas" else None
+    return Measured(step, result, acts, kind, t1 - t0, time.perf_counter() - t1)
+
+
 class Loop:
-    def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir, worker: EventWorker | None = None):
+    def __init__(self, cfg, model, opt, sampler, data, probe, store, logger, run_dir, measure_at,
+                 worker: EventWorker | None = None):
         self.cfg, self.model, self.opt, self.sampler = cfg, model, opt, sampler
-        self.worker = worker
+        self.measure_at, self.worker = measure_at, worker  # measure_at(model, probe, step, eval_due, kind)
         self.data, self.probe, self.store, self.logger, self.run_dir = data, probe, store, logger, Path(run_dir)
         t = cfg.trainer
         self.max_steps, self.batch_size = t.max_steps, t.batch_size
@@ -336,7 +371,7 @@ class Loop:
         self.best_test_acc = float("nan")
         self.timings = {"train_loop_s": 0.0, "eval_s": 0.0, "probe_s": 0.0, "step_probe_s": 0.0, "log_s": 0.0}
         if worker is not None:
-            self.timings["worker_wait_s"] = 0.0  # eval_s and probe_s are then the worker thread's time
+            self.timings["worker_wait_s"] = 0.0  # eval_s and probe_s are then the worker's time
         # W&B payloads wait here until the measurements of their step are in, and leave in step order.
         self.outbox: deque[tuple[int, dict[str, float]]] = deque()
         self.measuring: set[int] = set()
@@ -346,10 +381,7 @@ class Loop:
         self.pending: dict[str, float] = {}  # step-probe results waiting for the next W&B call
         self._last_write = time.perf_counter()
         self._t_loop = None
-        amp = t.get("amp")
-        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if amp == "bf16" \
-            else contextlib.nullcontext
-        self.eval_batch_size = t.get("eval_batch_size", 1000)
+        self.autocast = autocast_factory(t.get("amp"), device)
         self.step_probes(cfg)
 
     def step_probes(self, cfg: DictConfig) -> None:
@@ -418,6 +450,9 @@ class Loop:
                 self.steps_done = step
                 if (step % self.tick == 0 or step == self.max_steps) and not self.events(step):
                     return "diverged"
+        except BaseException:
+            self.finish_events(failing=True)
+            raise
         finally:
             self.steps_log.record()
             self.finish_events()
@@ -450,12 +485,11 @@ class Loop:
             probe = "deltas"  # one step after a probe: the change of its moments (Santurkar Fig 8)
         done: list[Measured] = []
         if eval_due or probe:
-            job = lambda model, activations: self.measure(step, model, activations, eval_due, probe)  # noqa: E731
             if self.worker is None:
-                done.append(job(self.model, self.probe))
+                done.append(self.measure_at(self.model, self.probe, step, eval_due, probe))
             else:
                 self.measuring.add(step)
-                done += self.worker.submit(job)
+                done += self.worker.submit(step, eval_due, probe)
         if self.worker is not None:
             done += self.worker.ready(wait=last or not healthy)
         for measured in done:
@@ -483,18 +517,6 @@ class Loop:
         if not finite and (self.first_bad_step is None or step < self.first_bad_step):
             self.first_bad_step = step
         return finite
-
-    def measure(self, step: int, model, probe, eval_due: bool, kind: str | None) -> Measured:
-        """Evaluation and the activation probe at one step; in line, or in the worker thread on its copy of the
-        model (the same numbers: that copy holds this step's weights and buffers)."""
-        t0 = time.perf_counter()
-        with self.autocast():
-            test = evaluate(model, self.data.test, self.eval_batch_size, self.task) if eval_due else None
-            t1 = time.perf_counter()
-            if test is not None and not math.isfinite(test["loss"]):
-                kind = None  # diverged: nothing left to probe
-            acts = probe() if kind == "probe" else probe.deltas() if kind == "deltas" else None
-        return Measured(step, test, acts, kind, t1 - t0, time.perf_counter() - t1)
 
     def record(self, m: Measured) -> bool:
         """Store a measurement under its own step, and add it to that step's W&B payload. False if it diverged."""
@@ -545,17 +567,23 @@ class Loop:
             step, payload = self.outbox.popleft()
             self.logger.log(payload, step=step)
 
-    def finish_events(self) -> None:
-        """At the end, however it ends: what the worker still measures is recorded and logged."""
+    def finish_events(self, failing: bool = False) -> None:
+        """At the end, however it ends: what the worker still measures is recorded and logged. When the run is
+        failing already (an error, Ctrl-C), a worker error is only logged: the run's own error is the one to report."""
         if self.worker is None:
             return
+        worker, self.worker = self.worker, None  # once
         try:
-            for measured in self.worker.ready(wait=True):
+            for measured in worker.ready(wait=True):
                 self.record(measured)
             self.send_wandb()
+        except Exception as e:
+            if not failing:
+                raise
+            log.warning("[%s] the evaluation worker's last results are lost: %s", run_name(self.cfg), e)
         finally:
-            self.timings["worker_wait_s"] = self.worker.wait_s
-            self.worker.close()
+            self.timings["worker_wait_s"] = worker.wait_s
+            worker.close()
 
     def progress(self, step: int) -> None:
         elapsed = time.perf_counter() - self._t_loop
