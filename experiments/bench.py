@@ -4,7 +4,7 @@ Every number comes from real processes of the real entry point (or, for the base
 experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
 writes to its run.json.
 
-    python experiments/bench.py            # full: ~12 minutes
+    python experiments/bench.py            # full: ~15 minutes
     python experiments/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
 """
 
@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def run_infos(folder: Path) -> list[dict]:
 
 
 REPEATS = 2  # this VM's timings swing by 10-30% between identical runs: report the best of a few
-OVERHEAD_REPEATS = 3  # the overhead compares runs: they take turns, so that a slow spell hits each alike
+OVERHEAD_REPEATS = 5  # the overhead compares runs: they take turns, and each round is compared within itself
 
 
 def single(tmp: Path, name: str, steps: int, *overrides: str) -> tuple[float, dict]:
@@ -90,13 +91,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
-    p.add_argument("--only", choices=["mnist", "cifar", "landscape"], help="run one part (default: all)")
+    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "contention"], help="run one part (default: all)")
     args = p.parse_args()
     if args.only in (None, "landscape"):
         landscape(args)
     if args.only in (None, "cifar"):
         cifar(args)
-    if args.only in ("cifar", "landscape"):
+    if args.only in (None, "contention"):
+        contention(args)
+    if args.only in ("cifar", "landscape", "contention"):
         return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
@@ -130,29 +133,38 @@ def main() -> None:
             "worker": [*common, f"trainer.eval_worker={worker}"],
             "inline": [*common, "trainer.eval_worker=false"],
             "bare_autograd": [*common, *no_logging, "trainer.fused_step=false"],
-        }, OVERHEAD_REPEATS)
-        bare, beside, inline, autograd = (runs[k] for k in ("bare", "worker", "inline", "bare_autograd"))
-        bare_s, inline_s = bare["timings"]["train_loop_s"], inline["timings"]["train_loop_s"]
-        beside_s = beside["timings"]["train_loop_s"]
-        # Even the bare run keeps its per-step training loss and accuracy (appends, and their reduction and storage
-        # every 10 steps, timed by the run as log_s): that is logging too, so it comes off the bare time.
-        book_s = append_s_per_step() * n_overhead + bare["timings"]["log_s"]
-        train_s = bare_s - book_s
-        # The same share from the logged run's own clock: what its evaluation, probes and logging took, against
+        }, 2 if args.quick else OVERHEAD_REPEATS)
+        loop = lambda info: info["timings"]["train_loop_s"]  # noqa: E731
+        append_s = append_s_per_step() * n_overhead
+
+        def share(rnd: dict, name: str) -> float:
+            """One round's overhead share. Even the bare run keeps its per-step training loss and accuracy (the
+            appends, and their reduction and storage every 10 steps, which the run times as log_s): that is
+            logging too, so it comes off the bare time and counts as overhead."""
+            train_s = loop(rnd["bare"]) - append_s - rnd["bare"]["timings"]["log_s"]
+            return (loop(rnd[name]) - train_s) / train_s
+
+        best = {k: min((rnd[k] for rnd in runs), key=loop) for k in runs[0]}
+        bare, beside, inline, autograd = (best[k] for k in ("bare", "worker", "inline", "bare_autograd"))
+        shares = {k: [share(rnd, k) for rnd in runs] for k in ("worker", "inline")}
+        book_s = append_s + bare["timings"]["log_s"]
+        # The same share from the in-line run's own clock: what its evaluation, probes and logging took, against
         # the rest of its loop. Immune to the bare run being a faster or slower draw of this VM's noise.
-        spent = sum(inline["timings"][k] for k in ("eval_s", "probe_s", "log_s")) + append_s_per_step() * n_overhead
+        spent = sum(inline["timings"][k] for k in ("eval_s", "probe_s", "log_s")) + append_s
         r["overhead"] = {
-            "steps": n_overhead, "worker": worker, "bare_loop_s": bare_s, "logged_loop_s": beside_s,
-            "logged_inline_loop_s": inline_s, "bare_steps_per_s": n_overhead / train_s,
-            "logged_steps_per_s": n_overhead / beside_s,
-            "bare_autograd_loop_s": autograd["timings"]["train_loop_s"],
-            "fused_step_speedup": autograd["timings"]["train_loop_s"] / bare_s,
+            "steps": n_overhead, "rounds": len(runs), "worker": worker, "bare_loop_s": loop(bare),
+            "logged_loop_s": loop(beside), "logged_inline_loop_s": loop(inline),
+            "bare_steps_per_s": n_overhead / (loop(bare) - book_s), "logged_steps_per_s": n_overhead / loop(beside),
+            "bare_autograd_loop_s": loop(autograd), "fused_step_speedup": statistics.median(
+                [loop(rnd["bare_autograd"]) / loop(rnd["bare"]) for rnd in runs]),
             "bare_metric_bookkeeping_s": book_s,
-            # Evaluation and probes beside training, on the core a single run leaves free (trainer.eval_worker).
-            "overhead_share": (beside_s - train_s) / train_s,
+            # Evaluation and probes beside training, on the core a single run leaves free (trainer.eval_worker):
+            # the median over rounds of each round's share (its logged run against its own bare run).
+            "overhead_share": statistics.median(shares["worker"]), "overhead_share_rounds": shares["worker"],
             # In line, as in the jobs of `make mnist-bn`, which fill both cores: the logging work itself.
-            "overhead_share_inline": (inline_s - train_s) / train_s,
-            "overhead_share_inline_in_run": spent / (inline_s - spent),
+            "overhead_share_inline": statistics.median(shares["inline"]), "overhead_share_inline_rounds": shares["inline"],
+            "overhead_share_inline_in_run": spent / (loop(inline) - spent),
+            "loops_s": {k: [loop(rnd[k]) for rnd in runs] for k in runs[0]},
             "logged_run_breakdown_s": beside["timings"],
             "logged_inline_run_breakdown_s": inline["timings"],
             "bare_run_breakdown_s": bare["timings"],
@@ -198,7 +210,7 @@ def main() -> None:
 MNIST benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs){'  [QUICK: not meaningful]' if args.quick else ''}
   bare training (BN, 1 thread)            {o['bare_steps_per_s']:8.0f} steps/s  (fused step {o['fused_step_speedup']:.2f}x autograd's)
   with eval/probes/W&B                     {o['logged_steps_per_s']:8.0f} steps/s  (evaluation and probes in a {o['worker']})
-  logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%)
+  logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%; median of {o['rounds']} rounds, {min(o['overhead_share_rounds']):.1%} to {max(o['overhead_share_rounds']):.1%})
     in line (as in make mnist-bn's jobs)   {o['overhead_share_inline']:8.1%}   (by that run's own clock {o['overhead_share_inline_in_run']:.1%})
   pair, {pr['steps']} steps each, side by side   {pr['train_loop_s']:8.1f} s training ({pr['wall_s']:.1f} s whole command; target <= 75 s)
   pair at the notebook's cadence (eval/50) {nb['train_loop_s']:8.1f} s training ({nb['wall_s']:.1f} s whole command)
@@ -293,17 +305,88 @@ def landscape(args) -> None:
     print(f"  -> {out}")
 
 
-def interleaved(tmp: Path, variants: dict[str, list[str]], repeats: int) -> dict[str, dict]:
-    """Each variant's run.json with the shortest training loop, over `repeats` rounds in which the variants take
-    turns (the drift of this VM's speed over minutes then falls on all of them)."""
-    best: dict[str, dict] = {}
+def contention(args) -> None:
+    """Why the evaluation worker is a process (bnrepro/worker.py): the MLP's training steps alone, then beside a
+    thread and beside a forked process, each busy ~25% of the time with the same work: the activation probe's
+    forward on its 256-image batch (~30 small torch calls), or one large matrix product. In-process, synthetic data,
+    one thread each; best of 3 rounds of `steps` steps."""
+    import multiprocessing
+    import threading
+
+    from bnrepro.models import MLP
+    from bnrepro.models.mlp_fused import loss_and_grad
+    from bnrepro.optim import FlatSGD
+    from bnrepro.data import to_csr
+    from bnrepro.probes import ActivationProbe
+
+    steps = 300 if args.quick else 3000
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = MLP(784, (100, 100, 100), norm="batch").train()
+    opt = FlatSGD(model.parameters(), lr=0.01)
+    x_train, y_train = torch.rand(60000, 784), torch.randint(0, 10, (60000,))
+    probe = ActivationProbe(MLP(784, (100, 100, 100), norm="batch"), torch.rand(256, 784))
+    big, w = torch.rand(10000, 784), torch.rand(100, 784)
+    test = torch.rand(10000, 784) * (torch.rand(10000, 784) < 0.19)  # MNIST's share of non-zero pixels
+    test_csr, evaluated = to_csr(test), MLP(784, (100, 100, 100), norm="batch").eval()
+    jobs = {"probe forward": probe.capture, "one large matmul": lambda: big @ w.t(),
+            "evaluation (10k)": torch.no_grad()(lambda: evaluated(test_csr))}
+
+    def busy(job, stop) -> None:  # ~25% duty: work, then sleep three times as long
+        torch.set_num_threads(1)
+        while not stop.is_set():
+            t = time.perf_counter()
+            job()
+            time.sleep(3 * (time.perf_counter() - t))
+
+    def ms_per_step() -> float:
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(steps):
+                idx = torch.randint(0, len(x_train), (60,))
+                opt.zero_grad()
+                loss_and_grad(model, x_train.index_select(0, idx), y_train.index_select(0, idx))
+                opt.step()
+            best = min(best, (time.perf_counter() - t) / steps)
+        return 1e3 * best
+
+    print(f"[contention] MLP training steps alone vs beside a thread or a process busy ~25% ({steps} steps, best of 3)")
+    rows = []
+    alone = ms_per_step()
+    for name, job in jobs.items():
+        for kind in ("thread", "process"):
+            if kind == "process" and not sys.platform.startswith("linux"):
+                continue
+            stop = threading.Event() if kind == "thread" else multiprocessing.get_context("fork").Event()
+            other = (threading.Thread if kind == "thread" else multiprocessing.get_context("fork").Process)(
+                target=busy, args=(job, stop), daemon=True)
+            other.start()
+            ms = ms_per_step()
+            stop.set()
+            other.join()
+            rows.append({"work": name, "beside": kind, "ms_per_step": ms, "slowdown": ms / alone - 1})
+            print(f"  beside a {kind:7s} doing {name:16s} {ms:6.3f} ms/step vs {alone:.3f} alone: "
+                  f"{ms / alone - 1:+.1%}")
+    alone_after = ms_per_step()
+    out = args.out.with_name("contention.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"steps": steps, "alone_ms_per_step": alone, "alone_again_ms_per_step": alone_after,
+                               "rows": rows, "quick": args.quick, "torch": torch.__version__}, indent=2) + "\n")
+    print(f"  alone again {alone_after:.3f} ms/step (the VM's drift over the measurement)  -> {out}")
+
+
+def interleaved(tmp: Path, variants: dict[str, list[str]], repeats: int) -> list[dict[str, dict]]:
+    """Each round's run.json of every variant, over `repeats` rounds in which the variants take turns (the drift
+    of this VM's speed over minutes then falls on all of them)."""
+    rounds = []
     for i in range(repeats):
+        infos = {}
         for name, overrides in variants.items():
             timed([*TRAIN, *overrides, f"hydra.run.dir={tmp / f'{name}{i}'}"])
-            info = run_infos(tmp / f"{name}{i}")[0]
-            if name not in best or info["timings"]["train_loop_s"] < best[name]["timings"]["train_loop_s"]:
-                best[name] = info
-    return best
+            infos[name] = run_infos(tmp / f"{name}{i}")[0]
+        rounds.append(infos)
+    return rounds
 
 
 def single_exp(tmp: Path, name: str, overrides: list[str]) -> tuple[float, dict]:
