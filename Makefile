@@ -96,7 +96,7 @@ dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protoco
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py
 
-bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe) -> results/bench/*.json (~10 minutes)
+bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, worker contention) -> results/bench/*.json (~17 minutes)
 	$(RUN) experiments/bench.py
 
 test: $(STAMP) ## the test suite (what CI runs), slow tests excluded
