@@ -32,7 +32,7 @@ class MetricStore:
 
     def frame(self) -> pd.DataFrame:
         """Rows in step order, and within a step in the order they were added: a measurement that arrives late
-        (from the evaluation thread) lands where an in-line one would have."""
+        (from the evaluation worker) lands where an in-line one would have."""
         steps = np.asarray(self._steps, dtype=np.int64)
         order = np.argsort(steps, kind="stable")
         df = pd.DataFrame(

@@ -47,7 +47,6 @@ class EventWorker:
                  kind: str = "process", threads: int = 1, shadows: int = 2):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        self.kind = kind
         self._src = [*model.parameters(), *model.buffers()]
         self.shadows = [copy.deepcopy(model).requires_grad_(False) for _ in range(shadows)]
         if kind == "process":
