@@ -80,10 +80,8 @@ def append_s_per_step(n: int = 20000) -> float:
     out, y, loss = torch.randn(60, 10), torch.randint(0, 10, (60,)), torch.tensor(0.5)
     steps = StepLog(n, torch.device("cpu"), classification=True)
     t = time.perf_counter()
-    for i in range(1, n + 1):
+    for _ in range(n):
         steps.append(loss, out, y)
-        if i % 1000 == 0:
-            steps._losses.clear(), steps._outs.clear(), steps._labels.clear()
     return (time.perf_counter() - t) / n
 
 
@@ -308,16 +306,17 @@ def landscape(args) -> None:
 def contention(args) -> None:
     """Why the evaluation worker is a process (bnrepro/worker.py): the MLP's training steps alone, then beside a
     thread and beside a forked process, each busy ~25% of the time with the same work: the activation probe's
-    forward on its 256-image batch (~30 small torch calls), or one large matrix product. In-process, synthetic data,
-    one thread each; best of 3 rounds of `steps` steps."""
+    forward on its 256-image batch (~30 small torch calls), one large matrix product, or an evaluation of 10k
+    sparse images. In-process, synthetic data, one thread each; best of 3 rounds of `steps` steps."""
     import multiprocessing
     import threading
 
+    from bnrepro.data import to_csr
     from bnrepro.models import MLP
     from bnrepro.models.mlp_fused import loss_and_grad
     from bnrepro.optim import FlatSGD
-    from bnrepro.data import to_csr
     from bnrepro.probes import ActivationProbe
+    from bnrepro.worker import CAN_FORK
 
     steps = 300 if args.quick else 3000
     torch.manual_seed(0)
@@ -354,13 +353,11 @@ def contention(args) -> None:
     print(f"[contention] MLP training steps alone vs beside a thread or a process busy ~25% ({steps} steps, best of 3)")
     rows = []
     alone = ms_per_step()
+    fork = multiprocessing.get_context("fork") if CAN_FORK else None
     for name, job in jobs.items():
-        for kind in ("thread", "process"):
-            if kind == "process" and not sys.platform.startswith("linux"):
-                continue
-            stop = threading.Event() if kind == "thread" else multiprocessing.get_context("fork").Event()
-            other = (threading.Thread if kind == "thread" else multiprocessing.get_context("fork").Process)(
-                target=busy, args=(job, stop), daemon=True)
+        for kind in ("thread", "process") if fork else ("thread",):
+            stop = threading.Event() if kind == "thread" else fork.Event()
+            other = (threading.Thread if kind == "thread" else fork.Process)(target=busy, args=(job, stop), daemon=True)
             other.start()
             ms = ms_per_step()
             stop.set()
