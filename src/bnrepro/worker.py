@@ -10,7 +10,7 @@ Two kinds of worker:
 - "process" (Linux): a child forked once, before W&B starts; the shadows live in shared memory and a pipe carries
   (step, what to measure) one way and the results the other. It shares no GIL with training. A thread does, and
   the GIL changes hands at every torch call: on this VM the probe's ~30 small torch calls at 25% duty slowed
-  training by 17-21% from a thread and by 6-10% from a process (`python experiments/bench.py --only contention`).
+  training by 13-21% from a thread and by 2-10% from a process (`python experiments/bench.py --only contention`).
 - "thread": the same in a thread, where fork is not safe (macOS, Windows) or on a GPU (no fork after CUDA starts).
 """
 
