@@ -4,7 +4,7 @@ Every number comes from real processes of the real entry point (or, for the base
 experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
 writes to its run.json.
 
-    python experiments/bench.py            # full: ~15 minutes
+    python experiments/bench.py            # full: ~17 minutes
     python experiments/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
 """
 

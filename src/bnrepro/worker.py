@@ -24,7 +24,7 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ CAN_FORK = sys.platform.startswith("linux")  # fork is not safe with torch on ma
 
 
 class WorkerError(RuntimeError):
-    """A measurement that raised in the worker process (its type, message and traceback are in the text)."""
+    """The worker process ended, or a measurement raised in it (its type, message and traceback are in the text)."""
 
 
 class EventWorker:
@@ -160,7 +160,7 @@ class _ForkExecutor:
         self._results[self._received] = message
         self._received += 1
 
-    def _ended(self):
+    def _ended(self) -> NoReturn:
         self._proc.join(timeout=1)
         raise WorkerError(f"the evaluation worker process ended (exit code {self._proc.exitcode})") from None
 
