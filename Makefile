@@ -25,7 +25,7 @@ CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data
 .PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures bench test test-slow clean
 
 help: ## list the targets
-	@echo "bnrepro targets (variables: seeds=N for mnist-bn, ARGS='hydra overrides'):"
+	@echo "bnrepro targets (variables: seeds=N runs seeds 0..N-1, ARGS='hydra overrides'):"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
@@ -47,7 +47,8 @@ mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> result
 
 mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
 	@set -e; dir=runs/mnist_lr_sweep/make_$$(date +%Y-%m-%d_%H-%M-%S); \
-	$(RUN) experiments/train.py -m experiment=mnist_lr_sweep hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
+	$(RUN) experiments/train.py -m experiment=mnist_lr_sweep seed=$(SEED_LIST) hydra/launcher=parallel \
+		hydra.sweep.dir=$$dir $(ARGS); \
 	$(RUN) experiments/collect.py $$dir --out results/mnist_lr_sweep; \
 	$(RUN) experiments/figures.py mnist_lr_sweep
 
@@ -67,7 +68,8 @@ endef
 define sweep
 dir=runs/$(1)/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s); i=0; \
 IFS=';' read -ra groups <<< "$(2)"; for g in "$${groups[@]}"; do \
-	$(RUN) experiments/train.py -m $$g hydra/launcher=parallel hydra.sweep.dir=$$dir/$$i $(ARGS); i=$$((i + 1)); \
+	$(RUN) experiments/train.py -m $$g seed=$(SEED_LIST) hydra/launcher=parallel hydra.sweep.dir=$$dir/$$i $(ARGS); \
+	i=$$((i + 1)); \
 done; \
 echo "training wall time: $$(( $$(date +%s) - start )) s (all jobs, $$dir)"; \
 $(RUN) experiments/collect.py $$dir --out results/$(1); \
@@ -86,9 +88,9 @@ landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Sa
 	@set -e; $(call on_gpu_or_cpu,landscape,landscape_full); \
 	$(call sweep,landscape,experiment=$$exp model.norm=none$(,)batch $$data)
 
-lp-norm: $(STAMP) ## VGG with BN vs l1/l2/linf normalisation (Santurkar Fig 6) -> results/lp_norm/
+lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar Figs 5, 6, 12) -> results/lp_norm/
 	@set -e; $(call on_gpu_or_cpu,lp_norm,lp_norm_full); \
-	$(call sweep,lp_norm,experiment=$$exp model.norm=batch$(,)l1$(,)l2$(,)linf $$data)
+	$(call sweep,lp_norm,experiment=$$exp model.norm=none$(,)batch$(,)l1$(,)l2$(,)linf $$data)
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protocol on the CPU -> results/dln/
 	@set -e; $(call sweep,dln,experiment=dln model.norm=none$(,)batch$(,)noisy_batch$(,)l1$(,)l2$(,)linf optim.lr=1e-6;experiment=dln model.norm=none$(,)batch optim.lr=1e-7)

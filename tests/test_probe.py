@@ -69,4 +69,19 @@ def test_consecutive_step_changes_of_the_moments():
     assert d["act/layer1/pooled/dmean"] == pytest.approx(0.0, abs=1e-12)
     assert d["act/layer2/pooled/dmean"] == pytest.approx(0.5, rel=1e-9)
     assert d["act/layer2/pooled/dvar"] == pytest.approx(0.0, abs=1e-9)
-    assert first["act/layer2/pooled/std"] ** 2 == pytest.approx(probe.last_moments["layer2"][1])
+    assert d["act/layer2/unit/dmean"] == pytest.approx(0.5, rel=1e-9)
+    assert first["act/layer2/pooled/std"] ** 2 == pytest.approx(probe.last_moments[("layer2", "pooled")][1])
+
+
+def test_unit_moment_changes_see_what_pooling_averages_out():
+    """A shift of +1 on unit 0 and -1 on unit 1 leaves the pooled mean in place; the unit view sees it."""
+    torch.manual_seed(0)
+    model = MLP(norm="none", hidden=(8, 8)).train()
+    probe = ActivationProbe(model, torch.rand(32, 784), unit=0, qs=[50], moments=True)
+    probe()
+    with torch.no_grad():
+        model.blocks[1].linear.bias[0] += 1.0
+        model.blocks[1].linear.bias[1] -= 1.0
+    d = probe.deltas()
+    assert d["act/layer2/pooled/dmean"] == pytest.approx(0.0, abs=1e-9)
+    assert d["act/layer2/unit/dmean"] == pytest.approx(1.0, rel=1e-6)  # float32 weights

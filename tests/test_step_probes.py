@@ -10,6 +10,7 @@ from bnrepro.models import MLP, DeepLinear, layer_weight
 from bnrepro.optim import FlatSGD
 from bnrepro.probes import ICSProbe, LandscapeProbe, NoiseReplay, eta_grid, frozen_norm_stats
 from bnrepro.probes.ics import layer_numbers
+from bnrepro.probes.landscape import eta_key
 from bnrepro.train import sum_squared_error, train
 from tests.conftest import make_cfg
 
@@ -115,6 +116,8 @@ def brute_force_landscape(model, x, y, etas):
         "landscape/beta": max(d / (e * float(gnorm)) for d, e in zip(diffs, etas)),
         "landscape/beta_min": min(d / (e * float(gnorm)) for d, e in zip(diffs, etas)),
         "landscape/gnorm": float(gnorm),
+        **{eta_key(e, "loss"): v for e, v in zip(etas, losses)},
+        **{eta_key(e, "gpred"): d for e, d in zip(etas, diffs)},
     }
 
 

@@ -7,7 +7,8 @@ step), the loss L and its gradient are evaluated at w - eta*g for each eta of a 
     gradient predictiveness    min and max over eta of ||grad L(w) - grad L(w - eta*g)||_2
     effective beta-smoothness  max over eta of ||grad L(w) - grad L(w - eta*g)||_2 / ||eta*g||_2
 
-All over every parameter of the model. The points are evaluated as one batch (torch.func.vmap over stacked
+and, at each eta, the loss and the gradient difference themselves (landscape/eta/<eta>/loss and .../gpred), which
+Santurkar et al.'s Fig 11 draws against eta. All over every parameter of the model. The points are evaluated as one batch (torch.func.vmap over stacked
 copies of the weights; `batched=False` loops instead, for comparison). Nothing of the model is written: the
 weights are read, normalisation layers use batch statistics without updating running ones, and noisy BN
 replays the step's noise, the same for every eta.
@@ -75,6 +76,10 @@ class LandscapeProbe:
         gnorm = torch.sqrt(sum(p.grad.detach().double().pow(2).sum() for p in self.model.parameters()))
         eta = torch.tensor(self.etas, dtype=torch.float64, device=diffs.device)
         beta = diffs / (eta * gnorm)
+        per_eta = {}
+        for e, loss, diff in zip(self.etas, losses.tolist(), diffs.tolist()):
+            per_eta[eta_key(e, "loss")] = loss
+            per_eta[eta_key(e, "gpred")] = diff
         return {
             "landscape/loss_min": float(losses.min()),
             "landscape/loss_max": float(losses.max()),
@@ -83,4 +88,10 @@ class LandscapeProbe:
             "landscape/beta": float(beta.max()),
             "landscape/beta_min": float(beta.min()),  # the band the figure shades; beta itself is the max
             "landscape/gnorm": float(gnorm),
+            **per_eta,
         }
+
+
+def eta_key(eta: float, stat: str) -> str:
+    """The one place the per-step-size names are spelled: landscape/eta/<eta, 4 significant digits>/<stat>."""
+    return f"landscape/eta/{eta:.4g}/{stat}"

@@ -38,7 +38,7 @@ class ActivationProbe:
 
     Two views per layer: "unit", one fixed unit's (for conv layers: channel's) distribution over the
     probe batch (the paper's "typical sigmoid"), and "pooled", all values of the layer together (the
-    article's notebook). `layers` restricts the probe to some taps; `moments` adds the pooled mean and std.
+    article's notebook). `layers` restricts the probe to some taps; `moments` adds each view's mean and std.
     """
 
     def __init__(
@@ -58,7 +58,7 @@ class ActivationProbe:
         if unknown:
             raise ValueError(f"unknown layers {unknown}; the model has {list(taps)}")
         self.taps = {name: taps[name] for name in layers} if layers else taps
-        self.last_moments: dict[str, tuple[float, float]] = {}
+        self.last_moments: dict[tuple[str, str], tuple[float, float]] = {}  # (layer, view) -> mean, var
 
     def capture(self) -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
@@ -77,26 +77,31 @@ class ActivationProbe:
     def __call__(self) -> dict[str, float]:
         out = {}
         for name, act in self.capture().items():
-            for view, values in (("unit", act[:, self.unit]), ("pooled", act)):
+            for view, values in self.views(act):
                 for q, v in zip(self.qs, percentiles(values, self.qs)):
                     out[metric_key(name, view, f"p{q:g}")] = float(v)
-            if self.moments:
-                mean, var = _moments(act)
-                self.last_moments[name] = (mean, var)
-                out[metric_key(name, "pooled", "mean")] = mean
-                out[metric_key(name, "pooled", "std")] = var ** 0.5
+                if self.moments:
+                    mean, var = _moments(values)
+                    self.last_moments[(name, view)] = (mean, var)
+                    out[metric_key(name, view, "mean")] = mean
+                    out[metric_key(name, view, "std")] = var ** 0.5
         return out
 
+    def views(self, act: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
+        return ("unit", act[:, self.unit]), ("pooled", act)
+
     def deltas(self) -> dict[str, float]:
-        """|mu_{t+1} - mu_t| and |var_{t+1} - var_t| of each layer's pooled activations (Santurkar Fig 8): called
-        one step after a probe, on the same batch, against the moments that probe recorded."""
+        """|mu_{t+1} - mu_t| and |var_{t+1} - var_t| of each layer's activations, for the unit and pooled
+        (Santurkar Fig 8): called one step after a probe, on the same batch, against the moments that probe
+        recorded. Both views, because noise drawn per channel (noisy BN) largely averages out when pooled."""
         out = {}
         for name, act in self.capture().items():
-            if name in self.last_moments:
-                mean, var = _moments(act)
-                prev_mean, prev_var = self.last_moments[name]
-                out[metric_key(name, "pooled", "dmean")] = abs(mean - prev_mean)
-                out[metric_key(name, "pooled", "dvar")] = abs(var - prev_var)
+            for view, values in self.views(act):
+                if (name, view) in self.last_moments:
+                    mean, var = _moments(values)
+                    prev_mean, prev_var = self.last_moments[(name, view)]
+                    out[metric_key(name, view, "dmean")] = abs(mean - prev_mean)
+                    out[metric_key(name, view, "dvar")] = abs(var - prev_var)
         return out
 
 
