@@ -22,7 +22,8 @@ ARGS ?=
 CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data.allow_unofficial=true,)
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 
-.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures bench test test-slow clean
+.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures report notebooks bench test \
+	test-slow clean
 
 help: ## list the targets
 	@echo "bnrepro targets (variables: seeds=N runs seeds 0..N-1, ARGS='hydra overrides'):"
@@ -97,6 +98,13 @@ dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protoco
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py
+
+report: $(STAMP) ## results/REPORT.md: every claim of configs/claims.yaml judged from the stored metrics (no training)
+	$(RUN) experiments/report.py
+
+notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when missing, and open notebooks/
+	@$(RUN) -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, worker contention) -> results/bench/*.json (~17 minutes)
 	$(RUN) experiments/bench.py

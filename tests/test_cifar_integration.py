@@ -1,10 +1,12 @@
 """The CIFAR experiment through the real entry point: a short multirun over the three networks."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def test_twenty_steps_per_variant(tmp_path, cifar_data):
@@ -21,8 +23,9 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
         m = pd.read_parquet(tmp_path / job / "metrics.parquet")
         variants.append(m["variant"].iloc[0])
         probe = set(m.loc[m["split"] == "probe", "metric"].astype(str))
-        for layer in ("layer2", "layer9", "layer13"):  # the paper's Fig 2 layers, and only those
-            for key in ("pooled/p5", "pooled/p95", "unit/p50", "pooled/mean", "pooled/std"):
+        for layer in ("layer2", "layer3", "layer9", "layer11", "layer13"):  # the paper's Fig 2 and 1c layers only
+            for key in ("pooled/p5", "pooled/p95", "unit/p1", "unit/p50", "unit/p99", "pooled/mean", "pooled/std",
+                        "unit/mean", "unit/dmean", "pooled/dvar"):
                 assert f"act/{layer}/{key}" in probe
         assert not any(k.startswith("act/layer1/") for k in probe)
         deltas = m[m["metric"].astype(str).str.endswith("/dmean")]
@@ -30,6 +33,14 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
         test = m[(m["split"] == "test") & (m["metric"] == "acc")]
         assert test["step"].tolist() == [0, 10, 20] and test["value"].between(0, 1).all()
     assert variants == ["none", "batch", "noisy_batch"]
+    results = tmp_path / "results"
+    for script, args in (("collect.py", [str(tmp_path), "--out", str(results / "cifar_bn")]),
+                         ("figures.py", ["cifar_bn", "--results", str(results)])):
+        out = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+    for name in ("fig_santurkar1_training", "fig_santurkar1c_histograms", "fig_santurkar2_noisy_bn",
+                 "fig_santurkar2_noisy_bn_pooled", "fig_santurkar8_moments"):
+        assert (results / "cifar_bn" / f"{name}.png").stat().st_size > 5000, name
 
 
 def test_unknown_probe_layer_is_a_config_error(tmp_path, cifar_data):

@@ -19,3 +19,29 @@ def test_notebook_cells_run(path, monkeypatch):
     assert code
     for cell in code:  # any exception (a renamed metric, a moved results file) fails the test
         exec(compile("".join(cell["source"]), path.name, "exec"), scope)
+
+
+def test_explore_results_judges_a_claim_on_the_users_own_runs(tmp_path, monkeypatch):
+    """The notebook's RUNS: run folders (run.json + metrics.parquet) instead of the committed results."""
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    for variant, level in (("batch", 10.0), ("none", 50.0)):
+        for seed in range(3):
+            run = tmp_path / "sweep" / f"{variant}-{seed}"
+            run.mkdir(parents=True)
+            (run / "run.json").write_text(json.dumps({"status": "completed"}))
+            pd.DataFrame({"step": [10, 20, 30], "split": "probe", "metric": "landscape/gpred_max",
+                          "value": [level, level + 1, level + 2], "experiment": "landscape", "variant": variant,
+                          "lr": 0.1, "seed": seed}).to_parquet(run / "metrics.parquet", index=False)
+    path = ROOT / "notebooks" / "explore_results.ipynb"
+    monkeypatch.chdir(path.parent)
+    scope: dict = {}
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert sum("RUNS = []" in source for source in cells) == 1
+    for source in cells:
+        source = source.replace("RUNS = []", f"RUNS = [{str(tmp_path / 'sweep')!r}]")
+        source = source.replace("CLAIM = 'landscape.vgg.gpred.typical'", "CLAIM = 'landscape.vgg.gpred.spikes'")
+        exec(compile(source, path.name, "exec"), scope)
+    assert scope["outcome"].verdict == "reproduced"  # 12 vs 52 at the spikes, in every seed
+    assert set(scope["series"]["seed"]) == {0, 1, 2}

@@ -1,4 +1,4 @@
-"""Issue 4's experiments through the real entry points, shrunk: a multirun per experiment, then the collection
+"""The probe experiments through the real entry points, shrunk: a multirun per experiment, then the collection
 step and the figures, from stored metrics only."""
 
 import json
@@ -17,9 +17,10 @@ CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
     "ics": (["model.norm=none,batch", "optim.lr=0.1", "trainer.ics_every=4"], 2,
             {"ics/layer5/l2", "ics/layer10/cos"}, ["fig_ics"]),
     "landscape": (["model.norm=none,batch", "trainer.landscape_every=4"], 2,
-                  {"landscape/loss_min", "landscape/gpred_max", "landscape/beta"}, ["fig_landscape"]),
-    "lp_norm": (["model.norm=batch,linf", "trainer.probe_every=6"], 2, {"act/layer11/pooled/p50"},
-                ["fig_lp_norm"]),
+                  {"landscape/loss_min", "landscape/gpred_max", "landscape/beta", "landscape/eta/0.05/gpred",
+                   "landscape/eta/0.4/loss"}, ["fig_landscape", "fig_santurkar11_gpred_vs_eta"]),
+    "lp_norm": (["model.norm=none,linf", "trainer.probe_every=6", "trainer.landscape_every=4"], 2,
+                {"act/layer11/pooled/p50", "landscape/gpred_max"}, ["fig_lp_norm", "fig_lp_norm_landscape"]),
 }
 
 
@@ -58,10 +59,13 @@ def test_dln_sweep_end_to_end(tmp_path):
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "dln")
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     folder = tmp_path / "results" / "dln"
-    for name in ("fig_dln_loss", "fig_dln_ics", "fig_dln_landscape_lr1e-06"):
+    for name in ("fig_dln_loss", "fig_dln_ics", "fig_dln_landscape_lr1e-06", "fig_dln_lp_landscape",
+                 "fig_dln_gpred_vs_eta"):
         assert (folder / f"{name}.png").stat().st_size > 5000
+    assert pd.read_csv(folder / "runs.csv")["data"].eq("linear").all()  # figures say "synthetic data"
     summary = pd.read_csv(folder / "summary.csv")
     assert sorted(summary["variant"]) == ["batch", "l2", "none"]
-    for col in ("final_train_loss", "ics_layer9_cos_median", "ics_layer17_l2_median", "landscape_beta_max"):
+    for col in ("final_train_loss", "ics_layer9_cos_median", "ics_layer17_l2_median", "landscape_beta_max",
+                "landscape_gpred_median", "landscape_loss_range_median"):
         assert summary[col].notna().all(), col
     assert "final_test_acc" not in summary.columns  # a regression task has no accuracy

@@ -41,7 +41,7 @@ def load_runs(roots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             ident = {}
         infos.append({"run_id": run_id, **ident, **{k: info.get(k) for k in (
             "status", "steps_done", "max_steps", "diverged_at_step", "final_test_acc", "best_test_acc",
-            "wall_time_s", "probe_unit", "data_official", "git_commit", "git_dirty", "torch", "device", "threads")}})
+            "wall_time_s", "probe_unit", "data", "data_official", "git_commit", "git_dirty", "torch", "device", "threads")}})
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(metrics):
         check_schema(metrics)
@@ -93,8 +93,9 @@ def summarize(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds=THRESHOLDS, 
 
 
 def probe_summary(run: pd.DataFrame) -> dict[str, float]:
-    """One run's step probes over training: the median of each ICS quantity per layer, and for the landscape the
-    largest loss range and gradient-predictiveness spike, and the median and maximum effective beta-smoothness."""
+    """One run's step probes over training: the median of each ICS quantity per layer, and for each landscape
+    quantity (loss range, gradient predictiveness, effective beta-smoothness) both its maximum over the probed
+    steps (the spikes) and its median (a typical step): the two can disagree."""
     out: dict[str, float] = {}
     probe = run[run["split"] == "probe"]
     names = probe["metric"].astype(str)
@@ -102,13 +103,13 @@ def probe_summary(run: pd.DataFrame) -> dict[str, float]:
         _, layer, stat = name.split("/")
         if stat != "gnorm":
             out[f"ics_{layer}_{stat}_median"] = float(v.median())
-    land = {name.split("/")[1]: v.to_numpy() for name, v in
+    land = {name.removeprefix("landscape/"): v.to_numpy(dtype=float) for name, v in
             probe[names.str.startswith("landscape/")].groupby(names, observed=True)["value"]}
     if land:
-        out["landscape_loss_range_max"] = float(np.nanmax(land["loss_max"] - land["loss_min"]))
-        out["landscape_gpred_max"] = float(np.nanmax(land["gpred_max"]))
-        out["landscape_beta_median"] = float(np.nanmedian(land["beta"]))
-        out["landscape_beta_max"] = float(np.nanmax(land["beta"]))
+        for quantity, values in (("loss_range", land["loss_max"] - land["loss_min"]), ("gpred", land["gpred_max"]),
+                                 ("beta", land["beta"])):
+            out[f"landscape_{quantity}_max"] = float(np.nanmax(values))
+            out[f"landscape_{quantity}_median"] = float(np.nanmedian(values))
     return out
 
 

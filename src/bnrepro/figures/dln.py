@@ -10,8 +10,11 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.ics import fig_ics
-from bnrepro.figures.landscape import fig_landscape
+from bnrepro.figures.landscape import fig_gpred_vs_eta, fig_landscape, gpred_by_eta
 from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
+
+
+DATA = "synthetic data (y = Ax)"
 
 
 def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -23,14 +26,17 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
     fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4.2), squeeze=False, layout="constrained")
     for ax, lr in zip(axes[0], lrs):
         sel = d[d["lr"] == lr]
+        # The band is the range over seeds: an sd band can dip below zero on a log axis.
         sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=[v for v in variants
-                     if v in set(sel["variant"])], palette=PALETTE, errorbar=None, ax=ax, linewidth=1.2)
+                     if v in set(sel["variant"])], palette=PALETTE, ax=ax, linewidth=1.2,
+                     errorbar=("pi", 100) if sel["seed"].nunique() > 1 else None)
         ax.set_yscale("log")
         ax.set_title(f"full-batch GD, lr {lr:g}", fontsize=10)
         ax.set_ylabel("training loss (sum over the batch)")
         legend_with_labels(ax, fontsize=8)
     fig.suptitle("Deep linear network (25 layers of 10×10): ‖W₂₅…W₁x − Ax‖² per normalisation (Santurkar et al. §3)")
-    return save(fig, out, "fig_dln_loss", provenance(runs))
+    band = f"; line: mean, band: range over {d['seed'].nunique()} seeds" if d["seed"].nunique() > 1 else ""
+    return save(fig, out, "fig_dln_loss", provenance(runs, band.removeprefix("; "), data=DATA))
 
 
 def draw(results_dir: Path) -> list[Path]:
@@ -39,11 +45,19 @@ def draw(results_dir: Path) -> list[Path]:
     runs = pd.read_csv(results_dir / "runs.csv")
     paths = fig_loss(metrics, runs, results_dir)
     standard_vs_bn = metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
-    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics",
+    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics", data=DATA,
                      title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
     for lr in sorted(metrics["lr"].unique(), reverse=True):
         paths += fig_landscape(standard_vs_bn, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
-                               log=True,
+                               log=True, data=DATA,
                                title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, η from "
-                                     f"lr/100 to 30·lr (Santurkar et al.)")
+                                     f"lr/100 to 30·lr (Santurkar et al. Fig 10)")
+    lr = float(metrics["lr"].max())
+    paths += fig_landscape(metrics, runs, results_dir, name="fig_dln_lp_landscape", lr=lr, log=True, data=DATA,
+                           title=f"Deep linear network, lr {lr:g}: loss landscape of every normalisation "
+                                 f"(Santurkar et al. Fig 13)")
+    if not gpred_by_eta(metrics).empty:  # results recorded before the per-step-size metrics have only the bands
+        paths += fig_gpred_vs_eta(metrics, runs, results_dir, "fig_dln_gpred_vs_eta", lr=lr, log=True, data=DATA,
+                                  title=f"Deep linear network, lr {lr:g}: gradient change against the step size, "
+                                        f"one line per probed step (Santurkar et al. Fig 11)")
     return paths

@@ -21,7 +21,8 @@ def ics_long(metrics: pd.DataFrame) -> pd.DataFrame:
     return d[d["stat"].isin(list(STATS))]
 
 
-def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_ics", title: str = "") -> list[Path]:
+def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_ics", title: str = "",
+            data: str | None = None) -> list[Path]:
     """Rows: the l2 difference and the cosine; columns: each learning rate and probed layer; standard vs BN."""
     setup()
     d = ics_long(metrics)
@@ -51,7 +52,7 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
     fig.suptitle(title or "Internal covariate shift: a layer's gradient before (G) and after (G′) the earlier "
                           "layers' update (Santurkar et al. Fig 3)")
     band = f"; line: mean, band: range over {nseeds} seeds" if nseeds > 1 else ""
-    return save(fig, out, name, provenance(runs, "same batch for G and G′" + band))
+    return save(fig, out, name, provenance(runs, "same batch for G and G′" + band, data=data))
 
 
 def draw(results_dir: Path) -> list[Path]:

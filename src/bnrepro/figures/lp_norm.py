@@ -8,7 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnrepro.figures.cifar import layer_bands, pooled_percentiles, variant_curves
+from bnrepro.figures.cifar import layer_bands, layer_percentiles, variant_curves
+from bnrepro.figures.landscape import fig_landscape
 from bnrepro.figures.mnist import training_curves
 from bnrepro.figures.style import ALL_VARIANTS, provenance, save, setup
 
@@ -17,7 +18,7 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
     setup()
     d = training_curves(metrics)
     variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
-    p, layers = pooled_percentiles(metrics)
+    p, layers = layer_percentiles(metrics, "pooled")
     nseeds = d["seed"].nunique()
     fig = plt.figure(figsize=(4.0 * max(3, len(variants)), 3.4 * (1 + len(layers))), layout="constrained")
     grid = fig.add_gridspec(1 + len(layers), max(3, len(variants)))
@@ -34,4 +35,9 @@ def draw(results_dir: Path) -> list[Path]:
     results_dir = Path(results_dir)
     metrics = pd.read_parquet(results_dir / "metrics.parquet")
     runs = pd.read_csv(results_dir / "runs.csv")
-    return fig_lp_norm(metrics, runs, results_dir)
+    paths = fig_lp_norm(metrics, runs, results_dir)
+    if metrics["metric"].astype(str).str.startswith("landscape/").any():  # Fig 12; earlier results had no landscape
+        paths += fig_landscape(metrics, runs, results_dir, name="fig_lp_norm_landscape",
+                               title="VGG on CIFAR-10: loss landscape along the gradient of every normalisation, "
+                                     "η from lr/2 to 4·lr (Santurkar et al. Fig 12)")
+    return paths

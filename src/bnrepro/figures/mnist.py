@@ -60,10 +60,14 @@ def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
     return p
 
 
-def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool) -> None:
+def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool, per_seed: bool = False) -> None:
+    """per_seed: one line per seed, for the unit view: unit #0 is a different neuron in each seed, so a band
+    across seeds would mix neurons. Otherwise the mean with a ±1 sd band over seeds."""
     order = sorted(d["percentile"].unique(), key=lambda s: float(s[:-2]))
+    spread = {"units": "seed", "estimator": None, "linewidth": 0.8} if per_seed and nseeds > 1 else \
+        {"errorbar": seed_band(nseeds)}
     sns.lineplot(data=d, x="step", y="value", hue="percentile", hue_order=order,
-                 palette="viridis", errorbar=seed_band(nseeds), ax=ax, legend=first)
+                 palette="viridis", ax=ax, legend=first, **spread)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel("sigmoid input" if first else "")
     if first:
@@ -76,18 +80,21 @@ def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: 
     last = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))[-1]
     p = p[p["layer"] == last]
     nseeds = p["seed"].nunique()
-    views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}"), ("pooled", "all units pooled")]
+    views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}, a line per seed"),
+             ("pooled", "all units pooled")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     for r, (view, vtitle) in enumerate(views):
         for c, variant in enumerate(VARIANT_ORDER):
             d = p[(p["view"] == view) & (p["variant"] == variant)]
-            _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}", first=c == 0)
+            _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}", first=c == 0,
+                              per_seed=view == "unit")
         lo = p[p["view"] == view]["value"].min()
         hi = p[p["view"] == view]["value"].max()
         for ax in axes[r]:
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))  # same scale within a row
     fig.suptitle(f"Last hidden layer ({last}): 15/50/85th percentiles of the sigmoid input over training")
-    return save(fig, out, "fig3_last_layer_percentiles", provenance(runs, "probe: fixed test batch"))
+    return save(fig, out, "fig3_last_layer_percentiles", provenance(
+        runs, "probe: fixed test batch; typical unit: one line per seed (a different neuron in each); pooled: mean ± sd"))
 
 
 def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
@@ -101,10 +108,12 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, uni
     for r, layer in enumerate(layers):
         for c, (variant, view) in enumerate(cols):
             d = p[(p["layer"] == layer) & (p["variant"] == variant) & (p["view"] == view)]
-            vname = "typical unit" if view == "unit" else "pooled"
-            _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}", first=c == 0)
+            vname = "typical unit, per seed" if view == "unit" else "pooled"
+            _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}", first=c == 0,
+                              per_seed=view == "unit")
     fig.suptitle("Every hidden layer: 15/50/85th percentiles of the sigmoid input over training")
-    return save(fig, out, "fig4_hidden_layers", provenance(runs, "probe: fixed test batch"))
+    return save(fig, out, "fig4_hidden_layers", provenance(
+        runs, "probe: fixed test batch; typical unit: one line per seed (a different neuron in each); pooled: mean ± sd"))
 
 
 def draw(results_dir: Path) -> list[Path]:

@@ -36,13 +36,18 @@ def legend_with_labels(ax, **kwargs) -> None:
     ax.legend(handles, [label(lab) for lab in labels], **kwargs)
 
 
-def provenance(runs: pd.DataFrame, extra: str = "") -> str:
-    """The footnote every figure carries: data, seeds, code version."""
+SYNTHETIC_DATA = {"linear"}  # data configs that generate their samples: "official" means nothing for them
+
+
+def provenance(runs: pd.DataFrame, extra: str = "", data: str | None = None) -> str:
+    """The footnote every figure carries: data, seeds, code version. `data` overrides what runs.csv says of it."""
     seeds = runs["seed"].nunique() if "seed" in runs else "?"
     commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
     dirty = bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).any())
     official = runs.get("data_official", pd.Series([True])).fillna(True).all()
-    data = "official data" if official else "UNOFFICIAL data (see README)"
+    if data is None and "data" in runs and runs["data"].astype(str).isin(SYNTHETIC_DATA).all():
+        data = "synthetic data"
+    data = data or ("official data" if official else "UNOFFICIAL data (see README)")
     code = f"code {', '.join(commits) or 'uncommitted'}{' +local changes' if dirty else ''}"
     return f"{data} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")
 

@@ -1,0 +1,36 @@
+"""Write results/REPORT.md: every claim in configs/claims.yaml judged from the stored metrics (no training).
+
+    python experiments/report.py                       # results/ -> results/REPORT.md
+    python experiments/report.py --results my_results  # your own results folders, same layout
+"""
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bnrepro.report import ClaimsError, build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", type=Path, default=ROOT / "results", help="folder holding results/<name>/")
+    p.add_argument("--claims", type=Path, default=ROOT / "configs" / "claims.yaml")
+    p.add_argument("--out", type=Path, help="default: <results>/REPORT.md")
+    args = p.parse_args()
+    try:
+        markdown, outcomes = build(args.results, args.claims)
+    except (ClaimsError, FileNotFoundError) as e:
+        print(f"report: {e}", file=sys.stderr)
+        sys.exit(2)
+    out = args.out or args.results / "REPORT.md"
+    out.write_text(markdown)
+    n = Counter(o.verdict for o in outcomes)
+    print(f"wrote {out}: {len(outcomes)} claims, {n['reproduced']} reproduced, {n['not reproduced']} not reproduced, "
+          f"{n['inconclusive']} inconclusive, {n['not run']} not run")
+
+
+if __name__ == "__main__":
+    main()

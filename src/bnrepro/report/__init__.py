@@ -1,0 +1,37 @@
+"""The report: every testable claim of the article and both papers, judged from stored metrics (no training).
+
+    figures, claims = load(claims_file)
+    markdown, outcomes = build(results_dir, claims_file)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bnrepro.report.claims import Claim, ClaimsError, Figure, load, load_untested
+from bnrepro.report.evaluate import VERDICTS, Outcome, Stored, judge
+from bnrepro.report.render import render
+
+__all__ = ["Claim", "ClaimsError", "Figure", "Outcome", "VERDICTS", "build", "judge", "load", "read_results"]
+
+
+def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """A results folder's metrics and runs, or None when either file is missing (its claims are then "not run")."""
+    metrics_file, runs_file = Path(folder) / "metrics.parquet", Path(folder) / "runs.csv"
+    if not (metrics_file.is_file() and runs_file.is_file()):
+        return None
+    return pd.read_parquet(metrics_file), pd.read_csv(runs_file)
+
+
+def build(results_dir: Path, claims_file: Path) -> tuple[str, list[Outcome]]:
+    figures, claims = load(claims_file)
+    stored: dict[str, Stored | None] = {}
+    for name in sorted({f.results for f in figures}):
+        found = read_results(Path(results_dir) / name)
+        stored[name] = Stored(*found) if found else None
+    outcomes = [judge(c, stored[c.figure.results]) for c in claims]
+    runs = {name: s.runs if s else None for name, s in stored.items()}
+    images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in figures}
+    return render(figures, outcomes, runs, images, load_untested(claims_file)), outcomes
