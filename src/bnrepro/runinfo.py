@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# What "dirty" means: changed code or config. results/ is what the make targets themselves rewrite, so a chain of
+# targets (make cifar-bn && make lp-norm) would otherwise mark every run after the first as dirty.
+CODE_ONLY = (".", ":(exclude)results")
 STATUSES = ("completed", "diverged", "failed")
 
 
@@ -27,7 +30,7 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> dict:
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_ONLY)
     return {
         "git_commit": commit.strip() if commit else None,
         "git_dirty": bool(status.strip()) if status is not None else None,
@@ -48,7 +51,7 @@ def environment() -> dict:
 
 def save_code_diff(run_dir: Path) -> None:
     """With uncommitted changes, the commit alone does not say what ran: keep the diff beside the result."""
-    diff = _git("diff", "HEAD")
+    diff = _git("diff", "HEAD", "--", *CODE_ONLY)
     if diff:
         (Path(run_dir) / "code.diff").write_text(diff)
 

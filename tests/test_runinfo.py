@@ -1,0 +1,25 @@
+"""Provenance: the dirty flag and code.diff speak of code and config, not of the results the targets rewrite."""
+
+import subprocess
+
+from bnrepro import runinfo
+
+
+def test_rewritten_results_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.csv").write_text("a\n")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(runinfo, "PROJECT_ROOT", tmp_path)
+    (tmp_path / "results" / "metrics.csv").write_text("b\n")  # what `make cifar-bn` does before `make lp-norm`
+    assert runinfo.git_state()["git_dirty"] is False
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert runinfo.git_state()["git_dirty"] is True
+    runinfo.save_code_diff(tmp_path / "results")
+    diff = (tmp_path / "results" / "code.diff").read_text()
+    assert "train.py" in diff and "metrics.csv" not in diff
