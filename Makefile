@@ -77,7 +77,7 @@ $(RUN) experiments/collect.py $$dir --out results/$(1); \
 $(RUN) experiments/figures.py $(1)
 endef
 
-cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1-2) -> results/cifar_bn/
+cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	@set -e; $(call on_gpu_or_cpu,cifar_bn_small,cifar_bn); \
 	$(call sweep,cifar_bn,experiment=$$exp model.norm=none$(,)batch$(,)noisy_batch optim.lr=0.1$(,)0.5 $$data)
 
@@ -85,7 +85,7 @@ ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (
 	@set -e; $(call on_gpu_or_cpu,ics,ics_full); \
 	$(call sweep,ics,experiment=$$exp model.norm=none$(,)batch optim.lr=0.1$(,)0.01 $$data)
 
-landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Fig 4) -> results/landscape/
+landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Figs 4, 11) -> results/landscape/
 	@set -e; $(call on_gpu_or_cpu,landscape,landscape_full); \
 	$(call sweep,landscape,experiment=$$exp model.norm=none$(,)batch $$data)
 
@@ -93,7 +93,7 @@ lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar F
 	@set -e; $(call on_gpu_or_cpu,lp_norm,lp_norm_full); \
 	$(call sweep,lp_norm,experiment=$$exp model.norm=none$(,)batch$(,)l1$(,)l2$(,)linf $$data)
 
-dln: $(STAMP) ## 25-layer deep linear network, every normalisation, full protocol on the CPU -> results/dln/
+dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Figs 3b, 5, 10, 11, 13) -> results/dln/
 	@set -e; $(call sweep,dln,experiment=dln model.norm=none$(,)batch$(,)noisy_batch$(,)l1$(,)l2$(,)linf optim.lr=1e-6;experiment=dln model.norm=none$(,)batch optim.lr=1e-7)
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
