@@ -220,5 +220,10 @@ def test_every_claim_has_its_data_in_the_committed_results():
 
 
 def test_the_committed_report_is_what_the_committed_results_give():
+    status = subprocess.run(["git", "status", "--porcelain", "--", "results", "configs/claims.yaml"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if status.returncode != 0 or status.stdout.strip():
+        # `make mnist-bn` rewrites results/mnist_bn with the user's own runs: then there is no committed state to check
+        pytest.skip("results/ or configs/claims.yaml differ from the commit (or no git): nothing committed to compare")
     markdown, _ = build(ROOT / "results", ROOT / "configs" / "claims.yaml")
     assert (ROOT / "results" / "REPORT.md").read_text() == markdown, "run `make report` and commit results/REPORT.md"
