@@ -36,7 +36,8 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
     results = tmp_path / "results"
     for script, args in (("collect.py", [str(tmp_path), "--out", str(results / "cifar_bn")]),
                          ("figures.py", ["cifar_bn", "--results", str(results)])):
-        out = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args], capture_output=True,
+                             text=True)
         assert out.returncode == 0, out.stderr[-3000:]
     for name in ("fig_santurkar1_training", "fig_santurkar1c_histograms", "fig_santurkar2_noisy_bn",
                  "fig_santurkar2_noisy_bn_pooled", "fig_santurkar8_moments"):

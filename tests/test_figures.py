@@ -27,3 +27,4 @@ def test_provenance_names_the_data_for_what_it_is():
     assert provenance(runs).startswith("official data · 2 seed(s) · code abcdef12")
     assert provenance(runs.assign(data="linear")).startswith("synthetic data")  # generated: never "official"
     assert provenance(runs.assign(data_official=False)).startswith("UNOFFICIAL data")
+    assert provenance(runs.assign(data_official=[True, None])).startswith("UNOFFICIAL data")  # unknown is not official

@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.mnist import percentiles_long, training_curves
-from bnrepro.figures.style import PALETTE, label, legend_with_labels, provenance, save, seed_band, setup
+from bnrepro.figures.style import (PALETTE, has_metric, label, layer_number, legend_with_labels, provenance, save,
+                                   seed_band, setup)
 
 VARIANTS = ["none", "batch", "noisy_batch"]
 
@@ -58,9 +59,6 @@ def layer_percentiles(metrics: pd.DataFrame, view: str = "pooled") -> tuple[pd.D
     p = p[p["view"] == view]
     return p, sorted(p["layer"].unique(), key=layer_number)
 
-
-def layer_number(layer: str) -> int:
-    return int(layer.removeprefix("layer"))
 
 
 def variant_curves(ax, d: pd.DataFrame, variants: list[str], nseeds: int, title: str, ylabel: str) -> None:
@@ -211,12 +209,8 @@ def draw(results_dir: Path) -> list[Path]:
     paths = fig1_training(metrics, runs, results_dir)
     paths += fig2_noisy_bn(metrics, runs, results_dir, view="unit")
     paths += fig2_noisy_bn(metrics, runs, results_dir, view="pooled")
-    if has_metric(metrics, "/unit/p1"):  # the percentiles a histogram needs (results before them have 5 only)
+    if has_metric(metrics, "/unit/p1$"):  # the percentiles a histogram needs (results before them have 5 only)
         paths += fig1c_histograms(metrics, runs, results_dir)
-    if has_metric(metrics, "/dmean"):
+    if has_metric(metrics, "/dmean$"):
         paths += fig8_moments(metrics, runs, results_dir)
     return paths
-
-
-def has_metric(metrics: pd.DataFrame, suffix: str) -> bool:
-    return bool(pd.Series(metrics["metric"].astype(str).unique()).str.endswith(suffix).any())

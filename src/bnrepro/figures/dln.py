@@ -10,11 +10,8 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.ics import fig_ics
-from bnrepro.figures.landscape import fig_gpred_vs_eta, fig_landscape, gpred_by_eta
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
-
-
-DATA = "synthetic data (y = Ax)"
+from bnrepro.figures.landscape import ETA_METRIC, fig_gpred_vs_eta, fig_landscape
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, has_metric, legend_with_labels, provenance, save, setup
 
 
 def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -36,7 +33,7 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
         legend_with_labels(ax, fontsize=8)
     fig.suptitle("Deep linear network (25 layers of 10×10): ‖W₂₅…W₁x − Ax‖² per normalisation (Santurkar et al. §3)")
     band = f"; line: mean, band: range over {d['seed'].nunique()} seeds" if d["seed"].nunique() > 1 else ""
-    return save(fig, out, "fig_dln_loss", provenance(runs, band.removeprefix("; "), data=DATA))
+    return save(fig, out, "fig_dln_loss", provenance(runs, band.removeprefix("; ")))
 
 
 def draw(results_dir: Path) -> list[Path]:
@@ -45,19 +42,19 @@ def draw(results_dir: Path) -> list[Path]:
     runs = pd.read_csv(results_dir / "runs.csv")
     paths = fig_loss(metrics, runs, results_dir)
     standard_vs_bn = metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
-    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics", data=DATA,
+    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics",
                      title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
     for lr in sorted(metrics["lr"].unique(), reverse=True):
         paths += fig_landscape(standard_vs_bn, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
-                               log=True, data=DATA,
+                               log=True,
                                title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, η from "
                                      f"lr/100 to 30·lr (Santurkar et al. Fig 10)")
     lr = float(metrics["lr"].max())
-    paths += fig_landscape(metrics, runs, results_dir, name="fig_dln_lp_landscape", lr=lr, log=True, data=DATA,
+    paths += fig_landscape(metrics, runs, results_dir, name="fig_dln_lp_landscape", lr=lr, log=True,
                            title=f"Deep linear network, lr {lr:g}: loss landscape of every normalisation "
                                  f"(Santurkar et al. Fig 13)")
-    if not gpred_by_eta(metrics).empty:  # results recorded before the per-step-size metrics have only the bands
-        paths += fig_gpred_vs_eta(metrics, runs, results_dir, "fig_dln_gpred_vs_eta", lr=lr, log=True, data=DATA,
+    if has_metric(metrics, ETA_METRIC.pattern):  # results recorded before the per-step-size metrics: bands only
+        paths += fig_gpred_vs_eta(metrics, runs, results_dir, "fig_dln_gpred_vs_eta", lr=lr, log=True,
                                   title=f"Deep linear network, lr {lr:g}: gradient change against the step size, "
                                         f"one line per probed step (Santurkar et al. Fig 11)")
     return paths

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, layer_number, legend_with_labels, provenance, save, setup
 
 STATS = {"l2": "ℓ2 difference ‖G − G′‖", "cos": "cos angle (G, G′)"}
 
@@ -21,14 +21,13 @@ def ics_long(metrics: pd.DataFrame) -> pd.DataFrame:
     return d[d["stat"].isin(list(STATS))]
 
 
-def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_ics", title: str = "",
-            data: str | None = None) -> list[Path]:
+def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_ics", title: str = "") -> list[Path]:
     """Rows: the l2 difference and the cosine; columns: each learning rate and probed layer; standard vs BN."""
     setup()
     d = ics_long(metrics)
     if d.empty:
         raise ValueError("no ICS metrics (ics/...) in these results: run with trainer.ics_every > 0")
-    layers = sorted(d["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+    layers = sorted(d["layer"].unique(), key=layer_number)
     lrs = sorted(d["lr"].unique(), reverse=True)
     variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
     columns = [(lr, layer) for lr in lrs for layer in layers]
@@ -41,7 +40,7 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
             # The band is the range over seeds: an sd band dips below zero on the l2 panel's log axis.
             sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
                          errorbar=("pi", 100) if nseeds > 1 else None, ax=ax, linewidth=1)
-            ax.set_title(f"lr {lr:g} · layer #{layer.removeprefix('layer')}", fontsize=10)
+            ax.set_title(f"lr {lr:g} · layer #{layer_number(layer)}", fontsize=10)
             ax.set_ylabel(STATS[stat] if c == 0 else "")
             if stat == "l2":
                 ax.set_yscale("log")
@@ -52,7 +51,7 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
     fig.suptitle(title or "Internal covariate shift: a layer's gradient before (G) and after (G′) the earlier "
                           "layers' update (Santurkar et al. Fig 3)")
     band = f"; line: mean, band: range over {nseeds} seeds" if nseeds > 1 else ""
-    return save(fig, out, name, provenance(runs, "same batch for G and G′" + band, data=data))
+    return save(fig, out, name, provenance(runs, "same batch for G and G′" + band))
 
 
 def draw(results_dir: Path) -> list[Path]:

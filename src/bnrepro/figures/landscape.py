@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, label, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, PALETTE, has_metric, label, provenance, save, setup
 
 PANELS = [  # (title, y label, lower metric, upper metric)
     ("loss landscape", "L(w − ηg), min to max over η", "loss_min", "loss_max"),
@@ -32,7 +32,7 @@ def landscape_wide(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_landscape",
                   lr: float | None = None, variants: list[str] | None = None, title: str = "",
-                  log: bool | tuple[bool, bool, bool] = PAPER_LOG, data: str | None = None) -> list[Path]:
+                  log: bool | tuple[bool, bool, bool] = PAPER_LOG) -> list[Path]:
     """Three panels vs step, one shaded min-max band per variant; `log`: a log y axis, for all panels or per panel
     (the paper's Fig 4 logs the loss only; its deep-linear-network figures log all three)."""
     setup()
@@ -60,7 +60,7 @@ def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: st
                           f"the step sizes η (Santurkar et al. Fig 4)")
     seeds = metrics["seed"].nunique()
     return save(fig, out, name, provenance(runs, "same batch at every η" + (
-        f"; band edges averaged over the {seeds} seeds" if seeds > 1 else ""), data=data))
+        f"; band edges averaged over the {seeds} seeds" if seeds > 1 else "")))
 
 
 def gpred_by_eta(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -72,8 +72,7 @@ def gpred_by_eta(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def fig_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str, lr: float | None = None,
-                     variants: tuple[str, ...] = ("none", "batch"), log: bool = False, title: str = "",
-                     data: str | None = None) -> list[Path]:
+                     variants: tuple[str, ...] = ("none", "batch"), log: bool = False, title: str = "") -> list[Path]:
     """Santurkar Fig 11: ‖∇L(w) − ∇L(w − ηg)‖ against η, one line per probed step, coloured early to late; seed 0."""
     setup()
     d = gpred_by_eta(metrics)
@@ -101,7 +100,7 @@ def fig_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name:
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0, -1], label="training step")
     fig.suptitle(title or f"Gradient change against the step size, lr {lr:g}: one line per probed step "
                           f"(Santurkar et al. Fig 11)")
-    return save(fig, out, name, provenance(runs, f"seed {seed}; same batch at every η", data=data))
+    return save(fig, out, name, provenance(runs, f"seed {seed}; same batch at every η"))
 
 
 def draw(results_dir: Path) -> list[Path]:
@@ -109,6 +108,6 @@ def draw(results_dir: Path) -> list[Path]:
     metrics = pd.read_parquet(results_dir / "metrics.parquet")
     runs = pd.read_csv(results_dir / "runs.csv")
     paths = fig_landscape(metrics, runs, results_dir)
-    if not gpred_by_eta(metrics).empty:  # results recorded before the per-step-size metrics have only the bands
+    if has_metric(metrics, ETA_METRIC.pattern):  # results recorded before the per-step-size metrics: bands only
         paths += fig_gpred_vs_eta(metrics, runs, results_dir, "fig_santurkar11_gpred_vs_eta")
     return paths

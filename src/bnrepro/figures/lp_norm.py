@@ -11,7 +11,7 @@ import pandas as pd
 from bnrepro.figures.cifar import layer_bands, layer_percentiles, variant_curves
 from bnrepro.figures.landscape import fig_landscape
 from bnrepro.figures.mnist import training_curves
-from bnrepro.figures.style import ALL_VARIANTS, provenance, save, setup
+from bnrepro.figures.style import ALL_VARIANTS, has_metric, provenance, save, setup
 
 
 def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -36,7 +36,7 @@ def draw(results_dir: Path) -> list[Path]:
     metrics = pd.read_parquet(results_dir / "metrics.parquet")
     runs = pd.read_csv(results_dir / "runs.csv")
     paths = fig_lp_norm(metrics, runs, results_dir)
-    if metrics["metric"].astype(str).str.startswith("landscape/").any():  # Fig 12; earlier results had no landscape
+    if has_metric(metrics, "^landscape/"):  # Fig 12; earlier results had no landscape
         paths += fig_landscape(metrics, runs, results_dir, name="fig_lp_norm_landscape",
                                title="VGG on CIFAR-10: loss landscape along the gradient of every normalisation, "
                                      "η from lr/2 to 4·lr (Santurkar et al. Fig 12)")

@@ -8,9 +8,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, seed_band,
-                                   setup)
+from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, layer_number, legend_with_labels, provenance, save,
+                                   seed_band, setup)
 
+PERCENTILE_NOTE = ("probe: fixed test batch; typical unit: one line per seed (a different neuron in each); "
+                   "pooled: mean ± sd")
 SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average
 
 
@@ -77,7 +79,7 @@ def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool,
 def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
     setup()
     p = percentiles_long(metrics)
-    last = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))[-1]
+    last = sorted(p["layer"].unique(), key=layer_number)[-1]
     p = p[p["layer"] == last]
     nseeds = p["seed"].nunique()
     views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}, a line per seed"),
@@ -93,14 +95,13 @@ def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: 
         for ax in axes[r]:
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))  # same scale within a row
     fig.suptitle(f"Last hidden layer ({last}): 15/50/85th percentiles of the sigmoid input over training")
-    return save(fig, out, "fig3_last_layer_percentiles", provenance(
-        runs, "probe: fixed test batch; typical unit: one line per seed (a different neuron in each); pooled: mean ± sd"))
+    return save(fig, out, "fig3_last_layer_percentiles", provenance(runs, PERCENTILE_NOTE))
 
 
 def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
     setup()
     p = percentiles_long(metrics)
-    layers = sorted(p["layer"].unique(), key=lambda s: int(s.removeprefix("layer")))
+    layers = sorted(p["layer"].unique(), key=layer_number)
     nseeds = p["seed"].nunique()
     cols = [(v, view) for view in ("unit", "pooled") for v in VARIANT_ORDER]
     fig, axes = plt.subplots(len(layers), len(cols), figsize=(4 * len(cols), 3.1 * len(layers)),
@@ -112,8 +113,7 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, uni
             _percentile_panel(axes[r, c], d, nseeds, f"{layer} · {label(variant)} · {vname}", first=c == 0,
                               per_seed=view == "unit")
     fig.suptitle("Every hidden layer: 15/50/85th percentiles of the sigmoid input over training")
-    return save(fig, out, "fig4_hidden_layers", provenance(
-        runs, "probe: fixed test batch; typical unit: one line per seed (a different neuron in each); pooled: mean ± sd"))
+    return save(fig, out, "fig4_hidden_layers", provenance(runs, PERCENTILE_NOTE))
 
 
 def draw(results_dir: Path) -> list[Path]:

@@ -39,17 +39,35 @@ def legend_with_labels(ax, **kwargs) -> None:
 SYNTHETIC_DATA = {"linear"}  # data configs that generate their samples: "official" means nothing for them
 
 
-def provenance(runs: pd.DataFrame, extra: str = "", data: str | None = None) -> str:
-    """The footnote every figure carries: data, seeds, code version. `data` overrides what runs.csv says of it."""
+def data_kind(runs: pd.DataFrame) -> str:
+    """What the runs trained on: "synthetic", "official", "unofficial" or "mixed". A run that does not say whether
+    its data was official is not counted as official."""
+    if "data" in runs and runs["data"].astype(str).isin(SYNTHETIC_DATA).all():
+        return "synthetic"
+    official = runs.get("data_official", pd.Series([True])).fillna(False).astype(bool)
+    return "official" if official.all() else "unofficial" if not official.any() else "mixed"
+
+
+def provenance(runs: pd.DataFrame, extra: str = "") -> str:
+    """The footnote every figure carries: data, seeds, code version."""
     seeds = runs["seed"].nunique() if "seed" in runs else "?"
     commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
     dirty = bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).any())
-    official = runs.get("data_official", pd.Series([True])).fillna(True).all()
-    if data is None and "data" in runs and runs["data"].astype(str).isin(SYNTHETIC_DATA).all():
-        data = "synthetic data"
-    data = data or ("official data" if official else "UNOFFICIAL data (see README)")
+    data = {"synthetic": "synthetic data", "official": "official data"}.get(data_kind(runs),
+                                                                             "UNOFFICIAL data (see README)")
     code = f"code {', '.join(commits) or 'uncommitted'}{' +local changes' if dirty else ''}"
     return f"{data} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")
+
+
+def layer_number(layer: str) -> int:
+    """layer3 -> 3: probed layers sort and print by their number in the network."""
+    return int(layer.removeprefix("layer"))
+
+
+def has_metric(metrics: pd.DataFrame, pattern: str) -> bool:
+    """Whether any stored metric name matches the regular expression (results recorded before a probe existed
+    lack its metrics, and their figures are skipped rather than drawn empty)."""
+    return bool(pd.Series(metrics["metric"].astype(str).unique()).str.contains(pattern).any())
 
 
 def save(fig: plt.Figure, out_dir: Path, name: str, footnote: str) -> list[Path]:

@@ -8,10 +8,10 @@ step), the loss L and its gradient are evaluated at w - eta*g for each eta of a 
     effective beta-smoothness  max over eta of ||grad L(w) - grad L(w - eta*g)||_2 / ||eta*g||_2
 
 and, at each eta, the loss and the gradient difference themselves (landscape/eta/<eta>/loss and .../gpred), which
-Santurkar et al.'s Fig 11 draws against eta. All over every parameter of the model. The points are evaluated as one batch (torch.func.vmap over stacked
-copies of the weights; `batched=False` loops instead, for comparison). Nothing of the model is written: the
-weights are read, normalisation layers use batch statistics without updating running ones, and noisy BN
-replays the step's noise, the same for every eta.
+Santurkar et al.'s Fig 11 draws against eta. All over every parameter of the model. The points are evaluated as
+one batch (torch.func.vmap over stacked copies of the weights; `batched=False` loops instead, for comparison).
+Nothing of the model is written: the weights are read, normalisation layers use batch statistics without updating
+running ones, and noisy BN replays the step's noise, the same for every eta.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The report: every testable claim of the article and both papers, judged from stored metrics (no training).
 
-    figures, claims = load(claims_file)
+    figures, claims, untested = load_all(claims_file)
     markdown, outcomes = build(results_dir, claims_file)
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnrepro.report.claims import Claim, ClaimsError, Figure, load, load_untested
+from bnrepro.report.claims import Claim, ClaimsError, Figure, load, load_all
 from bnrepro.report.evaluate import VERDICTS, Outcome, Stored, judge
 from bnrepro.report.render import render
 
@@ -26,7 +26,7 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 
 def build(results_dir: Path, claims_file: Path) -> tuple[str, list[Outcome]]:
-    figures, claims = load(claims_file)
+    figures, claims, untested = load_all(claims_file)
     stored: dict[str, Stored | None] = {}
     for name in sorted({f.results for f in figures}):
         found = read_results(Path(results_dir) / name)
@@ -34,4 +34,4 @@ def build(results_dir: Path, claims_file: Path) -> tuple[str, list[Outcome]]:
     outcomes = [judge(c, stored[c.figure.results]) for c in claims]
     runs = {name: s.runs if s else None for name, s in stored.items()}
     images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in figures}
-    return render(figures, outcomes, runs, images, load_untested(claims_file)), outcomes
+    return render(figures, outcomes, runs, images, untested), outcomes

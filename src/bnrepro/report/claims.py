@@ -90,23 +90,25 @@ class Untested:
 
 
 def load(path: Path) -> tuple[list[Figure], list[Claim]]:
+    figures, claims, _ = load_all(path)
+    return figures, claims
+
+
+def load_all(path: Path) -> tuple[list[Figure], list[Claim], list[Untested]]:
+    """The figures, the claims and the untested claims, from one read of the file."""
     doc = _read(path)
-    if not isinstance(doc, dict) or not {"figures", "claims"} <= set(doc):
+    if not {"figures", "claims"} <= set(doc):
         raise ClaimsError(f"{path}: expected top-level keys 'figures' and 'claims'")
     default_seeds = int(doc.get("seeds", 3))
     figures = [_figure(f, default_seeds) for f in doc["figures"]]
     by_id = _unique({f.id: f for f in figures}, figures, "figure")
     claims = [_claim(c, by_id) for c in doc["claims"]]
     _unique({c.id: c for c in claims}, claims, "claim")
-    return figures, claims
-
-
-def load_untested(path: Path) -> list[Untested]:
-    out = []
-    for i, u in enumerate(_read(path).get("untested") or []):
+    untested = []
+    for i, u in enumerate(doc.get("untested") or []):
         _keys(u, {"source", "claim", "why"}, {"source", "claim", "why"}, f"untested entry {i + 1}")
-        out.append(Untested(**{k: str(v).strip() for k, v in u.items()}))
-    return out
+        untested.append(Untested(**{k: str(v).strip() for k, v in u.items()}))
+    return figures, claims, untested
 
 
 def _read(path: Path) -> dict:

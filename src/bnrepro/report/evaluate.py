@@ -96,20 +96,22 @@ def reduce(s: pd.Series, how: str, **opt) -> float:
     raise ClaimsError(f"unknown reduction {how!r}")
 
 
-def side_values(claim: Claim, stored: Stored, side: dict) -> dict[int, float]:
-    """Seed -> reduced value for the runs of one side; raises ClaimsError when a seed matches several runs."""
+def side_series(claim: Claim, stored: Stored, side: dict) -> dict[int, pd.Series]:
+    """Seed -> the series the claim reduces, for the runs of one side that recorded it; raises ClaimsError when a
+    seed matches several runs."""
     chosen = select_runs(stored.runs, {**claim.runs, **side})
     if chosen["seed"].duplicated().any():
         raise ClaimsError(f"claim {claim.id!r}: {len(chosen)} runs match {{{_where(claim.runs, side)}}}, several "
                           f"per seed; narrow its runs/a/b selection")
-    how = claim.reduce["how"]
+    found = {int(seed): stored.series(run_id, claim.metric, claim.minus)
+             for run_id, seed in zip(chosen["run_id"], chosen["seed"])}
+    return {seed: s for seed, s in found.items() if not s.empty}
+
+
+def side_values(claim: Claim, stored: Stored, side: dict) -> dict[int, float]:
+    """Seed -> reduced value for the runs of one side."""
     opt = {k: v for k, v in claim.reduce.items() if k != "how"}
-    out = {}
-    for run_id, seed in zip(chosen["run_id"], chosen["seed"]):
-        s = stored.series(run_id, claim.metric, claim.minus)
-        if not s.empty:
-            out[int(seed)] = reduce(s, how, **opt)
-    return out
+    return {seed: reduce(s, claim.reduce["how"], **opt) for seed, s in side_series(claim, stored, side).items()}
 
 
 def _where(*dicts: dict) -> str:
@@ -180,13 +182,7 @@ def _no_value(stats: dict[int, float]) -> str:
 
 def claim_series(claim: Claim, stored: Stored) -> pd.DataFrame:
     """The series a claim reduces, both sides, long form (side, seed, step, value): what a notebook plots."""
-    frames = []
-    for name, side in (("A", claim.a), ("B", claim.b)):
-        if side is None:
-            continue
-        chosen = select_runs(stored.runs, {**claim.runs, **side})
-        for run_id, seed in zip(chosen["run_id"], chosen["seed"]):
-            s = stored.series(run_id, claim.metric, claim.minus)
-            frames.append(pd.DataFrame({"side": f"{name}: {_where(side)}", "seed": int(seed), "step": s.index,
-                                        "value": s.to_numpy()}))
+    frames = [pd.DataFrame({"side": f"{name}: {_where(side)}", "seed": seed, "step": s.index, "value": s.to_numpy()})
+              for name, side in (("A", claim.a), ("B", claim.b)) if side is not None
+              for seed, s in side_series(claim, stored, side).items()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["side", "seed", "step", "value"])

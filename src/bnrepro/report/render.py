@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from bnrepro.figures.style import SYNTHETIC_DATA, label
+from bnrepro.figures.style import data_kind, label
 from bnrepro.report.claims import Claim, Figure, Untested
 from bnrepro.report.evaluate import VERDICTS, Outcome, spread
 
@@ -81,7 +81,7 @@ def ours(o: Outcome) -> str:
         return f"{a} (n={o.n})"
     b = mean_sd([o.b[s] for s in seeds], never)
     band = spread(c.test.stat, list(o.stats.values()))
-    stat = {"ratio": "ratio", "difference": "difference"}[c.test.stat]
+    stat = c.test.stat
     tail = (f"{stat} {fmt(band[0])}–{fmt(band[1])}" if band and band[0] != band[1] else
             f"{stat} {mean_sd(list(o.stats.values()), False)}")
     return f"{side_label(c, c.a)}: {a} · {side_label(c, c.b)}: {b} · {tail} (n={o.n})"
@@ -132,19 +132,15 @@ def provenance(figure: Figure, runs: pd.DataFrame | None) -> str:
     seeds = sorted(int(s) for s in runs["seed"].unique()) if "seed" in runs else []
     experiments = ", ".join(f"`{e}`" for e in sorted(runs["experiment"].astype(str).unique())) \
         if "experiment" in runs else "unknown"
-    return (f"Command: `{figure.command}` (experiment {experiments}). Code: commit {code}. Data: {data_kind(runs)}. "
+    return (f"Command: `{figure.command}` (experiment {experiments}). Code: commit {code}. Data: {data_text(runs)}. "
             f"Runs: {len(runs)} ({statuses}), seeds {', '.join(map(str, seeds))}. "
             f"Protocol: {' '.join(figure.protocol.split())}")
 
 
-def data_kind(runs: pd.DataFrame) -> str:
-    if "data" in runs and runs["data"].astype(str).isin(SYNTHETIC_DATA).all():
-        return "synthetic (generated from `data.seed`)"
-    official = runs.get("data_official", pd.Series([True])).fillna(False).astype(bool)
-    if official.all():
-        return "official"
-    return "UNOFFICIAL (a copy that fails the official checksums; see the data notes)" if not official.any() \
-        else "mixed official and unofficial"
+def data_text(runs: pd.DataFrame) -> str:
+    return {"synthetic": "synthetic (generated from `data.seed`)", "official": "official",
+            "unofficial": "UNOFFICIAL (a copy that fails the official checksums; see the data notes)",
+            "mixed": "mixed official and unofficial"}[data_kind(runs)]
 
 
 def summary_table(outcomes: list[Outcome]) -> list[str]:
@@ -189,7 +185,8 @@ def render(figures: list[Figure], outcomes: list[Outcome], runs: dict[str, pd.Da
         lines += figure_section(f, mine, runs.get(f.results), images.get(f.id, False))
     if untested:
         lines += ["## Not tested here yet", "",
-                  "Claims of the article and the papers that no experiment here tests yet, so they have no verdict:", "",
+                  "Claims of the article and the papers that no experiment here tests yet, so they have no verdict:",
+                  "",
                   "| source | claim | why not |", "|---|---|---|"]
         lines += [f"| {cell(u.source)} | {cell(u.claim)} | {cell(u.why)} |" for u in untested]
     return "\n".join(lines).rstrip() + "\n"
