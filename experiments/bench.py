@@ -224,7 +224,7 @@ written to {args.out}""")
 
 
 def cifar(args) -> None:
-    """Images/s of the small CPU configuration, bare and with its probes (layers #2, #9, #13 every 50 steps, plus
+    """Images/s of the small CPU configuration, bare and with its probes (its layers every 50 steps, plus
     the consecutive-step moments), 1 thread, on the pixel-exact subset."""
     steps = 20 if args.quick else 300
     data = ["data.allow_unofficial=true"]

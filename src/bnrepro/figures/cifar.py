@@ -91,7 +91,7 @@ FIG1C_LAYERS = ["layer3", "layer11"]
 def fig2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, view: str = "unit",
                   lr: float | None = None) -> list[Path]:
     """Accuracy of standard, BN and noisy BN, beside the activation distributions of the probed layers, for one
-    channel (view="unit": noisy BN draws its noise per channel, so its instability shows there; seed 0, since
+    channel (view="unit": noisy BN draws its noise per channel; seed 0, since
     channel #0 is a different feature in each seed) or pooled over channels (mean over seeds)."""
     setup()
     lr = lr if lr is not None else float(metrics["lr"].min())

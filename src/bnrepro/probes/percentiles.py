@@ -93,7 +93,7 @@ class ActivationProbe:
     def deltas(self) -> dict[str, float]:
         """|mu_{t+1} - mu_t| and |var_{t+1} - var_t| of each layer's activations, for the unit and pooled
         (Santurkar Fig 8): called one step after a probe, on the same batch, against the moments that probe
-        recorded. Both views, because noise drawn per channel (noisy BN) largely averages out when pooled."""
+        recorded. Both views, because noise drawn per channel (noisy BN) partly cancels when pooled."""
         out = {}
         for name, act in self.capture().items():
             for view, values in self.views(act):
