@@ -8,25 +8,33 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := $(BIN)/python
 
-# The data root: BNREPRO_DATA if set, else the offline copies beside this checkout, else ./data.
-BNREPRO_DATA ?= $(if $(wildcard ../shared/datasets/MNIST/raw),$(abspath ../shared/datasets),data)
-export BNREPRO_DATA
+# Where the data is: BNREPRO_DATA if set, else ../shared/datasets beside this checkout, else ./data (the same rule
+# for `python experiments/train.py`: src/bnrepro/paths.py).
 
-, := ,
 seeds ?= 1
 SEED_LIST := $(shell seq -s, 0 $$(( $(seeds) - 1 )))
 ARGS ?=
+# full=1: the CIFAR experiments' full protocol (full-width VGG, the paper's step counts; meant for a GPU) instead
+# of the configuration a CPU runs in minutes.
+full ?=
+# Every make target sweeps into its own folder: runs/<experiment>/make_<time>/.
+STARTED := $(shell date +%Y-%m-%d_%H-%M-%S)
+SWEEP = $(RUN) experiments/train.py -m hydra/launcher=parallel seed=$(SEED_LIST)
+COLLECT = $(RUN) experiments/collect.py
+FIGURES = $(RUN) experiments/figures.py
 
 # CIFAR-10: in this workplace only unofficial copies exist (README, CIFAR-10), used knowingly: the small CPU
 # configuration on the pixel-exact subset, the full protocol on the full-size lossy copy. Elsewhere: the official data.
 CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data.allow_unofficial=true,)
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
+CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
 .PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures report notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
-	@echo "bnrepro targets (variables: seeds=N runs seeds 0..N-1, ARGS='hydra overrides'):"
+	@echo "bnrepro targets (variables: seeds=N runs seeds 0..N-1; full=1 the CIFAR experiments' full protocol, for a"
+	@echo "GPU; ARGS='hydra overrides'). Each experiment's grid is in configs/experiment/<name>.yaml (hydra.sweeper.params)."
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
@@ -37,64 +45,41 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (run by every target that needs it)
 
-mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> results/mnist_bn/ [seeds=1]
-	@set -e; dir=runs/mnist_bn/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s%N); \
-	$(RUN) experiments/train.py -m experiment=mnist_bn model.norm=none,batch seed=$(SEED_LIST) \
-		hydra/launcher=parallel hydra.sweep.dir=$$dir $(ARGS); \
-	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
-	echo "training wall time: $$((ms / 1000)).$$(printf %03d $$((ms % 1000))) s (all jobs, $$dir)"; \
-	$(RUN) experiments/collect.py $$dir --out results/mnist_bn; \
-	$(RUN) experiments/figures.py mnist_bn
+mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> results/mnist_bn/
+	$(SWEEP) experiment=mnist_bn hydra.sweep.dir=runs/mnist_bn/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/mnist_bn/make_$(STARTED) --out results/mnist_bn
+	$(FIGURES) mnist_bn
 
 mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
-	@set -e; dir=runs/mnist_lr_sweep/make_$$(date +%Y-%m-%d_%H-%M-%S); \
-	$(RUN) experiments/train.py -m experiment=mnist_lr_sweep seed=$(SEED_LIST) hydra/launcher=parallel \
-		hydra.sweep.dir=$$dir $(ARGS); \
-	$(RUN) experiments/collect.py $$dir --out results/mnist_lr_sweep; \
-	$(RUN) experiments/figures.py mnist_lr_sweep
-
-# $(call on_gpu_or_cpu,SMALL,FULL): experiment FULL (the full protocol, on the full-size data) on a GPU, SMALL (the
-# CPU configuration, on the subset) otherwise; sets the shell variables exp and data.
-define on_gpu_or_cpu
-if $(RUN) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-	exp=$(2); data="$(CIFAR_FULL_DATA)"; echo "GPU found: the full protocol (experiment=$(2))"; \
-else \
-	exp=$(1); data="$(CIFAR_SMALL_DATA)"; \
-	echo "No GPU: the small CPU configuration (experiment=$(1)); the full protocol is experiment=$(2), on a GPU"; \
-fi
-endef
-
-# $(call sweep,NAME,OVERRIDES): one multirun into runs/NAME/make_<time>/ (several when OVERRIDES holds
-# `;`-separated groups, one subfolder each), then results/NAME/ and its figures.
-define sweep
-dir=runs/$(1)/make_$$(date +%Y-%m-%d_%H-%M-%S); start=$$(date +%s); i=0; \
-IFS=';' read -ra groups <<< "$(2)"; for g in "$${groups[@]}"; do \
-	$(RUN) experiments/train.py -m $$g seed=$(SEED_LIST) hydra/launcher=parallel hydra.sweep.dir=$$dir/$$i $(ARGS); \
-	i=$$((i + 1)); \
-done; \
-echo "training wall time: $$(( $$(date +%s) - start )) s (all jobs, $$dir)"; \
-$(RUN) experiments/collect.py $$dir --out results/$(1); \
-$(RUN) experiments/figures.py $(1)
-endef
+	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/mnist_lr_sweep/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/mnist_lr_sweep/make_$(STARTED) --out results/mnist_lr_sweep
+	$(FIGURES) mnist_lr_sweep
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
-	@set -e; $(call on_gpu_or_cpu,cifar_bn_small,cifar_bn); \
-	$(call sweep,cifar_bn,experiment=$$exp model.norm=none$(,)batch$(,)noisy_batch optim.lr=0.1$(,)0.5 $$data)
+	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/cifar_bn/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/cifar_bn/make_$(STARTED) --out results/cifar_bn
+	$(FIGURES) cifar_bn
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
-	@set -e; $(call on_gpu_or_cpu,ics,ics_full); \
-	$(call sweep,ics,experiment=$$exp model.norm=none$(,)batch optim.lr=0.1$(,)0.01 $$data)
+	$(SWEEP) experiment=$(if $(full),ics_full,ics) $(CIFAR_DATA) hydra.sweep.dir=runs/ics/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/ics/make_$(STARTED) --out results/ics
+	$(FIGURES) ics
 
 landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Figs 4, 11) -> results/landscape/
-	@set -e; $(call on_gpu_or_cpu,landscape,landscape_full); \
-	$(call sweep,landscape,experiment=$$exp model.norm=none$(,)batch $$data)
+	$(SWEEP) experiment=$(if $(full),landscape_full,landscape) $(CIFAR_DATA) hydra.sweep.dir=runs/landscape/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/landscape/make_$(STARTED) --out results/landscape
+	$(FIGURES) landscape
 
 lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar Figs 5, 6, 12) -> results/lp_norm/
-	@set -e; $(call on_gpu_or_cpu,lp_norm,lp_norm_full); \
-	$(call sweep,lp_norm,experiment=$$exp model.norm=none$(,)batch$(,)l1$(,)l2$(,)linf $$data)
+	$(SWEEP) experiment=$(if $(full),lp_norm_full,lp_norm) $(CIFAR_DATA) hydra.sweep.dir=runs/lp_norm/make_$(STARTED) $(ARGS)
+	$(COLLECT) runs/lp_norm/make_$(STARTED) --out results/lp_norm
+	$(FIGURES) lp_norm
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Figs 3b, 5, 10, 11, 13) -> results/dln/
-	@set -e; $(call sweep,dln,experiment=dln model.norm=none$(,)batch$(,)noisy_batch$(,)l1$(,)l2$(,)linf optim.lr=1e-6;experiment=dln model.norm=none$(,)batch optim.lr=1e-7)
+	$(SWEEP) experiment=dln hydra.sweep.dir=runs/dln/make_$(STARTED)/lr1e-6 $(ARGS)
+	$(SWEEP) experiment=dln_lr1e-7 hydra.sweep.dir=runs/dln/make_$(STARTED)/lr1e-7 $(ARGS)
+	$(COLLECT) runs/dln/make_$(STARTED) --out results/dln
+	$(FIGURES) dln
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py
@@ -106,8 +91,8 @@ notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when mis
 	@$(RUN) -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, worker contention) -> results/bench/*.json (~17 minutes)
-	$(RUN) experiments/bench.py
+bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe) -> results/bench/*.json (~15 minutes)
+	$(RUN) benchmarks/bench.py
 
 test: $(STAMP) ## the test suite (what CI runs), slow tests excluded
 	$(BIN)/pytest -m "not slow" -q

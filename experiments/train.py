@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bnrepro import BnreproError
-from bnrepro.train import train
+from bnrepro.run import train
 
 log = logging.getLogger("bnrepro")
 

@@ -15,7 +15,7 @@ CPU = torch.device("cpu")
 
 
 def cfg(root, cache, **kw):
-    return OmegaConf.create({"name": "cifar10", "root": str(root), "cache_dir": str(cache), "download": False,
+    return OmegaConf.create({"name": "cifar10", "format": "cifar10", "root": str(root), "cache_dir": str(cache), "download": False,
                              "allow_unofficial": False, "archive": None, "normalize": True, "sparse_eval": False,
                              **kw})
 

@@ -10,7 +10,7 @@ from tests.conftest import ROOT, run_cli
 
 
 def test_twenty_steps_per_variant(tmp_path, cifar_data):
-    res = run_cli("-m", "experiment=cifar_bn_small", "model.norm=none,batch,noisy_batch", "trainer.max_steps=20",
+    res = run_cli("-m", "experiment=cifar_bn_small", "model.norm=none,batch,noisy_batch", "optim.lr=0.1", "trainer.max_steps=20",
                   "trainer.eval_every=10", "trainer.probe_every=10", "trainer.batch_size=32", "probe.batch_size=32",
                   "logger=none",
                   f"hydra.sweep.dir={tmp_path}", *cifar_data["overrides"])

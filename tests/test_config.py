@@ -3,7 +3,7 @@ from hydra.errors import ConfigCompositionException
 
 from bnrepro import ConfigError
 from bnrepro.config import validate
-from bnrepro.train import train
+from bnrepro.run import train
 from tests.conftest import make_cfg, run_cli, small_overrides
 
 

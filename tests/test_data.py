@@ -6,20 +6,30 @@ import torch
 from omegaconf import OmegaConf
 
 from bnrepro import DataError
-from bnrepro.data import (MNIST_GZ_MD5, BatchSampler, Split, generator, load_dataset, load_mnist, locate_mnist,
-                          stream_seed)
-from tests.conftest import SHARED, write_synthetic_mnist
+from bnrepro.data import BatchSampler, Split, generator, load_dataset, load_idx, locate_idx, stream_seed
+from tests.conftest import CONFIGS, SHARED, write_synthetic_mnist
+
+MNIST_CONFIG = OmegaConf.load(CONFIGS / "data" / "mnist.yaml")
 
 
 def data_cfg(root, cache, **kw):
-    return OmegaConf.create({"name": "mnist", "root": str(root), "cache_dir": str(cache), "download": False,
-                             "normalize": False, "sparse_eval": "auto", "allow_unofficial": False, **kw})
+    """configs/data/mnist.yaml, pointed at `root` and `cache`."""
+    return OmegaConf.merge(MNIST_CONFIG, {"root": str(root), "cache_dir": str(cache), "download": False, **kw})
+
+
+def load_mnist(cfg, device):
+    return load_idx(cfg, device)
+
+
+def locate_mnist(cfg):
+    folder, _, _ = locate_idx(cfg)
+    return folder.parents[1], None
 
 
 def test_checksums_are_torchvisions():
     from torchvision.datasets import MNIST
 
-    assert dict(MNIST.resources) == MNIST_GZ_MD5
+    assert dict(MNIST.resources) == dict(MNIST_CONFIG.gz_md5)
 
 
 def test_missing_data_names_the_path_and_the_variable(tmp_path):
@@ -113,3 +123,55 @@ def test_parallel_jobs_can_fill_an_empty_cache_at_once(tmp_path):
         sizes = pool.map(_load_in_subprocess, [(root, tmp_path / "cache")] * 4)
     assert sizes == [3000] * 4
     assert not list((tmp_path / "cache").rglob("*.part")) and not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_a_second_idx_dataset_is_one_config_file(tmp_path):
+    """configs/data/fashion_mnist.yaml: its own folder, checksums and cache; MNIST's files are not taken for it."""
+    from tests.conftest import make_cfg
+
+    root = tmp_path / "root"
+    write_synthetic_mnist(root, n_train=60, n_test=20)
+    (root / "MNIST").rename(root / "FashionMNIST")  # the same IDX layout under Fashion-MNIST's folder
+    cfg = make_cfg("experiment=mnist_bn", "data=fashion_mnist", f"data.root={root}",
+                   f"data.cache_dir={tmp_path / 'cache'}", "data.download=false").data
+    with pytest.raises(DataError, match="md5"):  # not the official Fashion-MNIST files
+        load_dataset(cfg, torch.device("cpu"))
+    cfg.allow_unofficial = True
+    with pytest.warns(UserWarning, match="UNOFFICIAL"):
+        ds = load_dataset(cfg, torch.device("cpu"))
+    assert ds.name == "fashion_mnist" and ds.official is False and len(ds.train) == 60
+    assert (tmp_path / "cache" / "fashion_mnist").is_dir() and not (tmp_path / "cache" / "mnist").exists()
+    assert ds.source == str(root / "FashionMNIST" / "raw")
+
+
+def test_a_config_without_checksums_loads_and_is_never_called_official(tmp_path):
+    from tests.conftest import make_cfg
+
+    root = tmp_path / "root"
+    write_synthetic_mnist(root, n_train=60, n_test=20)
+    cfg = make_cfg("experiment=mnist_bn", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                   "data.name=my_digits", "data.sha256=null", "data.gz_md5=null", "data.download=false").data
+    ds = load_dataset(cfg, torch.device("cpu"))
+    assert ds.official is False and ds.name == "my_digits"
+
+
+def test_an_idx_file_whose_header_lies_is_a_clear_error(tmp_path):
+    from bnrepro.data import read_idx
+
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") + (2).to_bytes(4, "big") * 2 + bytes(7))
+    with pytest.raises(DataError, match="the header says"):
+        read_idx(path)
+
+
+def test_train_py_finds_the_same_data_as_make(monkeypatch):
+    """The data root's default: BNREPRO_DATA, else ../shared/datasets beside the checkout, else ./data in it."""
+    from bnrepro import paths
+    from tests.conftest import make_cfg
+
+    monkeypatch.setenv("BNREPRO_DATA", "/somewhere")
+    assert make_cfg("experiment=mnist_bn").data.root == "/somewhere"
+    monkeypatch.delenv("BNREPRO_DATA")
+    expected = paths.SHARED_DATA if paths.SHARED_DATA.is_dir() else paths.PROJECT_ROOT / "data"
+    assert make_cfg("experiment=mnist_bn").data.root == str(expected)
+    assert make_cfg("experiment=cifar_bn").data.root == str(expected)

@@ -32,6 +32,7 @@ def test_each_job_writes_its_own_complete_run_folder(sweep, mnist_data):
             assert key in info
         assert (job / "config_resolved.yaml").is_file()
     assert "step 300/300" in res.stdout + res.stderr  # progress is shown
+    assert "test_acc 0." in res.stdout and "(step 300)" in res.stdout  # which step the test accuracy is from
 
 
 def test_metrics_schema(sweep):

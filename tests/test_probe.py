@@ -4,7 +4,7 @@ import torch
 
 from bnrepro.models import MLP
 from bnrepro.probes import ActivationProbe
-from bnrepro.train import train
+from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
 

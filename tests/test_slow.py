@@ -29,7 +29,7 @@ def test_bn_learns_faster_than_no_bn_on_real_mnist(tmp_path):
 def test_bench_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("BNREPRO_DATA", str(SHARED))
     out = tmp_path / "bench.json"
-    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), "--quick", "--out", str(out)],
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     data = json.loads(out.read_text())

@@ -12,7 +12,8 @@ from bnrepro import ConfigError
 from bnrepro.data import to_csr
 from bnrepro.models import MLP, VGG, DeepLinear, fused_loss_and_grad, supports_fused
 from bnrepro.optim import FlatSGD
-from bnrepro.train import cross_entropy_sum_or_mean, train
+from bnrepro.evaluation import cross_entropy_sum_or_mean
+from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
 
@@ -116,7 +117,7 @@ def test_csr_copy_has_int32_indices_and_the_same_products():
 
 
 def test_step_log_holds_each_steps_loss_and_correct_count():
-    from bnrepro.train import StepLog
+    from bnrepro.record import StepLog
 
     torch.manual_seed(0)
     log = StepLog(25, torch.device("cpu"), classification=True)
@@ -124,11 +125,11 @@ def test_step_log_holds_each_steps_loss_and_correct_count():
     for i in range(25):
         log.append(losses[i], outs[i], ys[i])
         if i % 10 == 6 or i == 24:  # uneven windows
-            log.record()
+            log.reduce()
     assert torch.equal(log.losses, losses)
     assert torch.equal(log.correct, (outs.argmax(2) == ys).sum(1))
     regression = StepLog(3, torch.device("cpu"), classification=False)
     for i in range(3):
         regression.append(losses[i], outs[i], None)
-    regression.record()
+    regression.reduce()
     assert torch.equal(regression.losses, losses[:3]) and not regression.correct.any()

@@ -11,7 +11,8 @@ from bnrepro.optim import FlatSGD
 from bnrepro.probes import ICSProbe, LandscapeProbe, NoiseReplay, eta_grid, frozen_norm_stats
 from bnrepro.probes.ics import layer_numbers
 from bnrepro.probes.landscape import eta_key
-from bnrepro.train import sum_squared_error, train
+from bnrepro.evaluation import sum_squared_error
+from bnrepro.run import train
 from tests.conftest import make_cfg
 
 F = torch.nn.functional
@@ -86,12 +87,6 @@ def test_ics_is_zero_when_nothing_moves(norm):
     opt.step()
     out = probe.after_step(x, y)
     assert out["ics/layer2/l2"] < 1e-12 and out["ics/layer3/cos"] == pytest.approx(1.0)
-
-
-def test_ics_layers_are_checked():
-    model, _, _ = tiny()
-    with pytest.raises(ValueError, match="2..4"):
-        ICSProbe(model, F.cross_entropy, layers=[1])
 
 
 def brute_force_landscape(model, x, y, etas):

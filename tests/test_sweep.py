@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from bnrepro.collect import write_results
+from bnrepro.figures import load
 from bnrepro.figures import sweep as sweep_fig
 from tests.conftest import run_cli
 
@@ -28,7 +29,8 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, mnist_data):
 
     results = tmp_path / "results"
     write_results([out], results)
-    paths = sweep_fig.draw(results)
+    stored = load(results)
+    paths = sweep_fig.fig_lr_sweep(stored.metrics, stored.runs, results)
     assert {p.name for p in paths} == {"fig_lr_sweep.png", "fig_lr_sweep.pdf"}
     table = pd.read_csv(results / "sweep_summary.csv")
     assert table.set_index("lr").loc[1e38, "diverged"] and not table.set_index("lr").loc[0.1, "diverged"]

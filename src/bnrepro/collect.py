@@ -42,7 +42,7 @@ def load_runs(roots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         infos.append({"run_id": run_id, **ident, **{k: info.get(k) for k in (
             "status", "steps_done", "max_steps", "diverged_at_step", "final_test_acc", "best_test_acc",
             "wall_time_s", "probe_unit", "data", "data_official", "git_commit", "git_dirty", "torch", "device",
-            "threads")}})
+            "threads", "cpu")}})
     metrics = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(metrics):
         check_schema(metrics)

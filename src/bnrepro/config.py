@@ -1,6 +1,5 @@
-"""Early checks of a composed config: every bad value fails before any data is read or step is taken.
-
-Unknown keys are already refused by Hydra's struct mode; this module checks values and names the key.
+"""Every rule about config values, in one place: `validate` checks a composed config and names the offending key.
+Unknown keys are refused earlier, by Hydra's struct mode. plan.resolve calls it, then decides what the run does.
 """
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from bnrepro import ConfigError
-from bnrepro.models import ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
+from bnrepro.models import ACTIVATIONS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -63,7 +62,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0")
 
     t = cfg.trainer
-    _number(cfg, "trainer.max_steps", low=0, integer=True)
+    _number(cfg, "trainer.max_steps", low=1, integer=True)
     _number(cfg, "trainer.batch_size", low=1, integer=True)
     _number(cfg, "trainer.eval_batch_size", low=1, integer=True)
     for key in ("eval_every", "probe_every", "log_every", "progress_every"):
@@ -72,13 +71,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
     _choice(cfg, "trainer.amp", {None, "bf16"})
     _choice(cfg, "trainer.fused_step", {"auto", True, False})
-    if t.fused_step is True and (cfg.model.name != "mlp" or cfg.model.norm not in ("none", "batch") or t.amp):
-        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch and trainer.amp=null "
-                          "(auto uses it where it applies)")
-    _choice(cfg, "trainer.eval_worker", {"auto", "process", "thread", False})
-    if t.eval_worker in ("process", "thread") and cfg.model.get("norm") == "noisy_batch":
-        raise ConfigError(f"trainer.eval_worker={t.eval_worker} cannot take model.norm=noisy_batch (its probe noise "
-                          "stream lives in the model); use auto or false")
+    if t.fused_step is True and not fused_applies(cfg):
+        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch, a sigmoid, tanh or "
+                          "relu activation, a classification dataset and trainer.amp=null (auto uses it where it "
+                          "applies)")
     _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
@@ -87,7 +83,9 @@ def validate(cfg: DictConfig) -> None:
 
     from bnrepro.data import LOADERS
 
-    _choice(cfg, "data.name", set(LOADERS))
+    _choice(cfg, "data.format", set(LOADERS))
+    if not isinstance(cfg.data.name, str) or not cfg.data.name.strip():
+        raise ConfigError(f"data.name={cfg.data.name!r} must be a non-empty name (it names the data in every record)")
     if "root" in cfg.data and not str(cfg.data.root).strip():
         raise ConfigError("data.root is empty (is BNREPRO_DATA set to an empty string?)")
     if "sparse_eval" in cfg.data:
@@ -95,7 +93,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("download", "normalize", "allow_unofficial", "augment"):
         if key in cfg.data:
             _flag(cfg, f"data.{key}")
-    if cfg.data.name == "linear":
+    if cfg.data.format == "linear":
         for key in ("features", "n_train", "n_test"):
             _number(cfg, f"data.{key}", low=1, integer=True)
         _number(cfg, "data.seed", low=0, integer=True)
@@ -107,8 +105,10 @@ def validate(cfg: DictConfig) -> None:
         _choice(cfg, "probe.bn_stats", {"batch", "running"})
         _flag(cfg, "probe.moments")
         layers = cfg.probe.layers
-        if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
-            raise ConfigError(f"probe.layers={layers!r} must be null or a list of layer names such as [layer2, layer9]")
+        taps = [f"layer{i}" for i in range(1, len(widths) + 1)]  # the names models' taps() give their layers
+        if layers is not None and (isinstance(layers, str) or not all(n in taps for n in layers)):
+            raise ConfigError(f"probe.layers={layers!r} must be null or a list of this model's layer names "
+                              f"({taps[0]}..{taps[-1]})")
         qs = list(cfg.probe.percentiles)
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
@@ -191,3 +191,14 @@ def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_feature
     key = "in_channels" if cfg.model.name == "vgg" else "in_features"
     if cfg.model[key] != in_features:
         raise ConfigError(f"model.{key}={cfg.model[key]} but the data has {in_features} {key.removeprefix('in_')}")
+
+
+def fused_applies(cfg: DictConfig) -> bool:
+    """Where the MLP's hand-written backward (models/mlp_fused.py) is exact: a plain MLP, norm none or batch, a known
+    activation, the classification loss in float32."""
+    from bnrepro.data import TASKS
+
+    m = cfg.model
+    return (m.name == "mlp" and m.norm in ("none", "batch") and m.get("activation") in FUSED_ACTIVATIONS
+            and TASKS.get(cfg.data.get("format")) == "classification" and not cfg.trainer.amp)
+

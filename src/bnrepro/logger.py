@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from bnrepro.io_utils import reachable
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +21,12 @@ class NullLogger:
         pass
 
 
-def _wandb_reachable(timeout: float = 3.0) -> bool:
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
-    try:
-        with socket.create_connection((host.split(":")[0], 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 class WandbLogger:
     def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str):
         import wandb
 
         mode = cfg.mode
-        if mode == "online" and not _wandb_reachable():
+        if mode == "online" and not reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")):
             log.warning("W&B online mode requested but the server is unreachable: logging offline instead "
                         "(upload later with `wandb sync`).")
             mode = "offline"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bnrepro.io_utils import replace_atomic
 
 CORE_COLUMNS = ["step", "split", "metric", "value"]
 SPLITS = ("train", "test", "probe")
@@ -31,16 +32,13 @@ class MetricStore:
         return len(self._values)
 
     def frame(self) -> pd.DataFrame:
-        """Rows in step order, and within a step in the order they were added: a measurement that arrives late
-        (from the evaluation worker) lands where an in-line one would have."""
-        steps = np.asarray(self._steps, dtype=np.int64)
-        order = np.argsort(steps, kind="stable")
+        """Rows in the order they were added, which is step order: everything is measured in line."""
         df = pd.DataFrame(
             {
-                "step": steps[order],
-                "split": pd.Categorical(np.asarray(self._splits, dtype=object)[order], categories=SPLITS),
-                "metric": pd.Series(np.asarray(self._metrics, dtype=object)[order], dtype="category"),
-                "value": np.asarray(self._values, dtype=np.float64)[order],
+                "step": np.asarray(self._steps, dtype=np.int64),
+                "split": pd.Categorical(self._splits, categories=SPLITS),
+                "metric": pd.Series(self._metrics, dtype="category"),
+                "value": np.asarray(self._values, dtype=np.float64),
             }
         )
         for key, value in self.identity.items():
@@ -55,9 +53,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write atomically: an interrupted write never leaves a truncated file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    replace_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def check_schema(df: pd.DataFrame) -> None:

@@ -13,24 +13,31 @@ from pathlib import Path
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from bnrepro.io_utils import replace_atomic
+from bnrepro.paths import PROJECT_ROOT
+
 # What "dirty" means: changed code or config. results/ is what the make targets themselves rewrite, so a chain of
 # targets (make cifar-bn && make lp-norm) would otherwise mark every run after the first as dirty.
 CODE_ONLY = (".", ":(exclude)results")
 STATUSES = ("completed", "diverged", "failed")
 
 
-def _git(*args: str) -> str | None:
+MAX_UNTRACKED_BYTES = 1 << 20  # a new config or module goes into code.diff; a stray large file is only named
+
+
+def _git(*args: str, ok: tuple[int, ...] = (0,)) -> str | None:
     try:
         out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout if out.returncode == 0 else None
+    return out.stdout if out.returncode in ok else None
 
 
 def git_state() -> dict:
+    """The commit, and whether the code differs from it: changed files and new files that git does not ignore (a
+    new experiment config is part of what ran)."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_ONLY)
+    status = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE_ONLY)
     return {
         "git_commit": commit.strip() if commit else None,
         "git_dirty": bool(status.strip()) if status is not None else None,
@@ -42,6 +49,9 @@ def environment() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
+        # Which kernels torch picks (e.g. AVX2 or AVX512): the same code and seed round differently on another kind
+        # of CPU, so bitwise comparisons hold between runs that agree on this.
+        "cpu": f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})",
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
         "argv": sys.argv,
@@ -49,9 +59,24 @@ def environment() -> dict:
     }
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def save_code_diff(run_dir: Path) -> None:
-    """With uncommitted changes, the commit alone does not say what ran: keep the diff beside the result."""
-    diff = _git("diff", "HEAD", "--", *CODE_ONLY)
+    """With uncommitted changes, the commit alone does not say what ran: keep the diff beside the result, new
+    (untracked, not ignored) files included."""
+    diff = _git("diff", "HEAD", "--", *CODE_ONLY) or ""
+    for name in (_git("ls-files", "--others", "--exclude-standard", "--", *CODE_ONLY) or "").splitlines():
+        path = PROJECT_ROOT / name
+        if path.is_file() and path.stat().st_size > MAX_UNTRACKED_BYTES:
+            diff += f"# new file {name}: {path.stat().st_size} bytes, not copied here\n"
+        else:  # exit code 1: the files differ, which is the point
+            diff += _git("diff", "--no-index", "--", "/dev/null", name, ok=(0, 1)) or ""
     if diff:
         (Path(run_dir) / "code.diff").write_text(diff)
 
@@ -61,7 +86,4 @@ def now() -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    replace_atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))

@@ -9,19 +9,21 @@ from bnrepro.data.core import (ENV_VAR, BatchSampler, Dataset, Split, generator,
                                to_csr, unofficial)
 from bnrepro.data.cifar10 import load_cifar10, locate_cifar10
 from bnrepro.data.linear import load_linear
-from bnrepro.data.mnist import MNIST_GZ_MD5, MNIST_IDX_SHA256, load_mnist, locate_mnist
+from bnrepro.data.idx import load_idx, locate_idx, read_idx
 
 __all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "to_csr", "unofficial",
-           "load_dataset", "load_mnist", "locate_mnist", "load_cifar10", "locate_cifar10", "load_linear", "MNIST_GZ_MD5",
-           "MNIST_IDX_SHA256"]
+           "load_dataset", "load_idx", "locate_idx", "read_idx", "load_cifar10", "locate_cifar10", "load_linear",
+           "LOADERS", "TASKS"]
 
-LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "linear": load_linear}
+# data.format -> its loader; data.name is free (it names the data in records and its cache folder).
+LOADERS = {"idx": load_idx, "cifar10": load_cifar10, "linear": load_linear}
+TASKS = {"idx": "classification", "cifar10": "classification", "linear": "regression"}
 
 
 def load_dataset(cfg: DictConfig, device: torch.device) -> Dataset:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        data = LOADERS[cfg.name](cfg, device)
+        data = LOADERS[cfg.format](cfg, device)
         if data.test.transform is None and "sparse_eval" in cfg:  # a CSR copy only for model-ready (float) inputs
             sparse_eval_layout(data.test, cfg.sparse_eval, device)
     return data

@@ -19,7 +19,8 @@ import torch
 from omegaconf import DictConfig
 
 from bnrepro import DataError
-from bnrepro.data.core import ENV_VAR, Dataset, Split, _file_digest, _network_available, _writable, unofficial
+from bnrepro.io_utils import reachable
+from bnrepro.data.core import ENV_VAR, Dataset, Split, _file_digest, _writable, unofficial
 
 BASE = "cifar-10-batches-py"
 
@@ -70,7 +71,7 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
         if not (root / BASE).is_dir():
             from torchvision.datasets import CIFAR10
 
-            if cfg.download and _network_available(CIFAR10.url) and _writable(root):
+            if cfg.download and reachable(CIFAR10.url) and _writable(root):
                 CIFAR10(str(root), train=True, download=True)
             else:
                 raise DataError(

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 import torch
 
 from bnrepro import DataError
+from bnrepro.paths import ENV_VAR
 
-ENV_VAR = "BNREPRO_DATA"
 log = logging.getLogger("bnrepro.data")
 
 
@@ -122,15 +120,6 @@ def _writable(folder: Path) -> bool:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def _network_available(url: str, timeout: float = 3.0) -> bool:
-    host = urlparse(url).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
             return True
     except OSError:
         return False

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.mnist import percentiles_long, training_curves
+from bnrepro.figures.panels import layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import (PALETTE, has_metric, label, layer_number, legend_with_labels, provenance, save,
                                    seed_band, setup)
 
@@ -39,49 +39,6 @@ def fig1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[
     return save(fig, out, "fig_santurkar1_training", provenance(runs))
 
 
-BAND_PAIRS = (("5", "95"), ("15", "85"))  # nested bands, outer to inner, then the median line
-
-
-def _bands(ax, d: pd.DataFrame, color: str) -> None:
-    """The paper draws each layer's activation distribution over training; here as nested percentile bands."""
-    wide = d.groupby(["step", "q"], observed=True)["value"].mean().unstack("q").sort_index()
-    for (lo, hi), alpha in zip([p for p in BAND_PAIRS if set(p) <= set(wide.columns)], (0.25, 0.45)):
-        ax.fill_between(wide.index, wide[lo], wide[hi], color=color, alpha=alpha, linewidth=0,
-                        label=f"{lo}–{hi}th")
-    if "50" in wide.columns:
-        ax.plot(wide.index, wide["50"], color=color, linewidth=1.2, label="50th")
-
-
-def layer_percentiles(metrics: pd.DataFrame, view: str = "pooled") -> tuple[pd.DataFrame, list[str]]:
-    """The probes' percentiles in one view ("pooled" or "unit": one channel), long form, and the probed layers in
-    network order."""
-    p = percentiles_long(metrics)
-    p = p[p["view"] == view]
-    return p, sorted(p["layer"].unique(), key=layer_number)
-
-
-
-def variant_curves(ax, d: pd.DataFrame, variants: list[str], nseeds: int, title: str, ylabel: str) -> None:
-    """One metric over training, a line per variant (mean ± sd over seeds), in a small panel beside layer bands."""
-    sns.lineplot(data=d, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
-                 errorbar=seed_band(nseeds), ax=ax)
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
-    legend_with_labels(ax, fontsize=7)
-
-
-def layer_bands(fig, grid, p: pd.DataFrame, layers: list[str], variants: list[str], row: int, col: int,
-                what: str = "") -> None:
-    """One panel per (layer, variant), from grid[row, col] on: the layer's activation distribution over training."""
-    for r, layer in enumerate(layers, start=row):
-        for c, variant in enumerate(variants, start=col):
-            # Each network on its own scale: without BN the deep layers' outputs are orders of magnitude smaller.
-            ax = fig.add_subplot(grid[r, c])
-            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], PALETTE[variant])
-            ax.set_title(f"{label(variant)} · layer #{layer_number(layer)}{what}", fontsize=10)
-            if c == col:
-                ax.set_ylabel("output before ReLU")
-                ax.legend(fontsize=6, loc="upper left")
 
 
 FIG2_LAYERS = ["layer2", "layer9", "layer13"]  # the paper's Fig 2 and Fig 8 layers
@@ -134,6 +91,8 @@ def fig1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: f
                      n_steps: int = 8) -> list[Path]:
     """One channel's activation distribution at a few steps of training, as offset histograms (the paper's
     TensorBoard histograms), layers #3 and #11, standard vs BN."""
+    if not has_metric(metrics, "/unit/p1$"):  # the percentiles a histogram needs (results before them have 5 only)
+        return []
     setup()
     m = metrics[np.isclose(metrics["lr"], lr)]
     p, layers = layer_percentiles(m, "unit")
@@ -169,6 +128,8 @@ def fig1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: f
 
 def fig8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1) -> list[Path]:
     """|mu(t+1) - mu(t)| and |var(t+1) - var(t)| between a probed step and the next, one channel and pooled."""
+    if not has_metric(metrics, "/dmean$"):
+        return []
     setup()
     m = metrics[(metrics["split"] == "probe") & np.isclose(metrics["lr"], lr)]
     parts = m["metric"].astype(str).str.extract(r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/(?P<stat>dmean|dvar)$")
@@ -202,15 +163,9 @@ def fig8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float
                                                                     + band))
 
 
-def draw(results_dir: Path) -> list[Path]:
-    results_dir = Path(results_dir)
-    metrics = pd.read_parquet(results_dir / "metrics.parquet")
-    runs = pd.read_csv(results_dir / "runs.csv")
-    paths = fig1_training(metrics, runs, results_dir)
-    paths += fig2_noisy_bn(metrics, runs, results_dir, view="unit")
-    paths += fig2_noisy_bn(metrics, runs, results_dir, view="pooled")
-    if has_metric(metrics, "/unit/p1$"):  # the percentiles a histogram needs (results before them have 5 only)
-        paths += fig1c_histograms(metrics, runs, results_dir)
-    if has_metric(metrics, "/dmean$"):
-        paths += fig8_moments(metrics, runs, results_dir)
-    return paths
+def fig2_noisy_bn_unit(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return fig2_noisy_bn(metrics, runs, out, view="unit")
+
+
+def fig2_noisy_bn_pooled(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return fig2_noisy_bn(metrics, runs, out, view="pooled")

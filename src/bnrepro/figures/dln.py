@@ -9,8 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.ics import fig_ics
-from bnrepro.figures.landscape import ETA_METRIC, fig_gpred_vs_eta, fig_landscape
+from bnrepro.figures.panels import fig_gpred_vs_eta, fig_ics, fig_landscape
 from bnrepro.figures.style import ALL_VARIANTS, PALETTE, has_metric, legend_with_labels, provenance, save, setup
 
 
@@ -36,25 +35,36 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
     return save(fig, out, "fig_dln_loss", provenance(runs, band.removeprefix("; ")))
 
 
-def draw(results_dir: Path) -> list[Path]:
-    results_dir = Path(results_dir)
-    metrics = pd.read_parquet(results_dir / "metrics.parquet")
-    runs = pd.read_csv(results_dir / "runs.csv")
-    paths = fig_loss(metrics, runs, results_dir)
-    standard_vs_bn = metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
-    paths += fig_ics(standard_vs_bn, runs, results_dir, name="fig_dln_ics",
-                     title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
+def standard_vs_bn(metrics: pd.DataFrame) -> pd.DataFrame:
+    return metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
+
+
+def fig_dln_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return fig_ics(standard_vs_bn(metrics), runs, out, name="fig_dln_ics",
+                   title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
+
+
+def fig10_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    """One figure per learning rate, standard vs BN."""
+    paths = []
     for lr in sorted(metrics["lr"].unique(), reverse=True):
-        paths += fig_landscape(standard_vs_bn, runs, results_dir, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
-                               log=True,
-                               title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, η from "
-                                     f"lr/100 to 30·lr (Santurkar et al. Fig 10)")
-    lr = float(metrics["lr"].max())
-    paths += fig_landscape(metrics, runs, results_dir, name="fig_dln_lp_landscape", lr=lr, log=True,
-                           title=f"Deep linear network, lr {lr:g}: loss landscape of every normalisation "
-                                 f"(Santurkar et al. Fig 13)")
-    if has_metric(metrics, ETA_METRIC.pattern):  # results recorded before the per-step-size metrics: bands only
-        paths += fig_gpred_vs_eta(metrics, runs, results_dir, "fig_dln_gpred_vs_eta", lr=lr, log=True,
-                                  title=f"Deep linear network, lr {lr:g}: gradient change against the step size, "
-                                        f"one line per probed step (Santurkar et al. Fig 11)")
+        paths += fig_landscape(standard_vs_bn(metrics), runs, out, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
+                               log=True, title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, "
+                                               f"η from lr/100 to 30·lr (Santurkar et al. Fig 10)")
     return paths
+
+
+def fig13_lp_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    lr = float(metrics["lr"].max())
+    return fig_landscape(metrics, runs, out, name="fig_dln_lp_landscape", lr=lr, log=True,
+                         title=f"Deep linear network, lr {lr:g}: loss landscape of every normalisation "
+                               f"(Santurkar et al. Fig 13)")
+
+
+def fig11_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    if not has_metric(metrics, r"^landscape/eta/[^/]+/gpred$"):  # results recorded before the per-step-size metrics
+        return []
+    lr = float(metrics["lr"].max())
+    return fig_gpred_vs_eta(metrics, runs, out, "fig_dln_gpred_vs_eta", lr=lr, log=True,
+                            title=f"Deep linear network, lr {lr:g}: gradient change against the step size, "
+                                  f"one line per probed step (Santurkar et al. Fig 11)")

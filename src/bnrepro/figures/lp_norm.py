@@ -8,9 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnrepro.figures.cifar import layer_bands, layer_percentiles, variant_curves
-from bnrepro.figures.landscape import fig_landscape
-from bnrepro.figures.mnist import training_curves
+from bnrepro.figures.panels import fig_landscape, layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import ALL_VARIANTS, has_metric, provenance, save, setup
 
 
@@ -31,13 +29,9 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
     return save(fig, out, "fig_lp_norm", provenance(runs, "bands: pooled percentiles on a fixed test batch"))
 
 
-def draw(results_dir: Path) -> list[Path]:
-    results_dir = Path(results_dir)
-    metrics = pd.read_parquet(results_dir / "metrics.parquet")
-    runs = pd.read_csv(results_dir / "runs.csv")
-    paths = fig_lp_norm(metrics, runs, results_dir)
-    if has_metric(metrics, "^landscape/"):  # Fig 12; earlier results had no landscape
-        paths += fig_landscape(metrics, runs, results_dir, name="fig_lp_norm_landscape",
-                               title="VGG on CIFAR-10: loss landscape along the gradient of every normalisation, "
-                                     "η from lr/2 to 4·lr (Santurkar et al. Fig 12)")
-    return paths
+def fig12_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    if not has_metric(metrics, "^landscape/"):  # earlier results had no landscape
+        return []
+    return fig_landscape(metrics, runs, out, name="fig_lp_norm_landscape",
+                         title="VGG on CIFAR-10: loss landscape along the gradient of every normalisation, "
+                               "η from lr/2 to 4·lr (Santurkar et al. Fig 12)")

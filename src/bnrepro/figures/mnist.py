@@ -8,28 +8,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, layer_number, legend_with_labels, provenance, save,
-                                   seed_band, setup)
+from bnrepro.figures.panels import percentiles_long, training_curves
+from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, data_label, label, layer_number, legend_with_labels,
+                                   provenance, save, seed_band, setup)
 
 PERCENTILE_NOTE = ("probe: fixed test batch; typical unit: one line per seed (a different neuron in each); "
                    "pooled: mean ± sd")
-SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average
-
-
-def training_curves(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Test points as evaluated; training points smoothed per run, then thinned for plotting."""
-    m = metrics[metrics["split"].isin(["train", "test"]) & metrics["metric"].isin(["acc", "loss"])].copy()
-    m = m.sort_values(["run_id", "metric", "split", "step"])
-    m["value"] = m["value"].astype("float64")  # stored as float32; smoothing works in float64
-    train = m["split"] == "train"
-    m.loc[train, "value"] = (
-        m[train].groupby(["run_id", "metric"], observed=True)["value"]
-        .transform(lambda v: v.rolling(SMOOTH_POINTS, min_periods=1).mean())
-    )
-    m = m[~train | (m["step"] % 50 == 0)]
-    m["split"] = m["split"].astype(str).map({"train": "train (smoothed)", "test": "test"})
-    m["variant"] = m["variant"].astype(str)
-    return m
 
 
 def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -48,18 +32,9 @@ def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -
     axes[1].set_yscale("log")
     for ax in axes:
         legend_with_labels(ax, fontsize=8)
-    fig.suptitle("MNIST, 3 sigmoid hidden layers: test and training curves with and without BN"
+    fig.suptitle(f"{data_label(runs)}, 3 sigmoid hidden layers: test and training curves with and without BN"
                  + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
     return save(fig, out, "fig2_training_curves", provenance(runs))
-
-
-def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
-    p = metrics[metrics["split"] == "probe"].copy()
-    parts = p["metric"].astype(str).str.extract(r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/p(?P<q>[\d.]+)$")
-    p = pd.concat([p, parts], axis=1).dropna(subset=["layer"])
-    p["percentile"] = p["q"].map(lambda q: f"{float(q):g}th")
-    p["variant"] = p["variant"].astype(str)
-    return p
 
 
 def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool, per_seed: bool = False) -> None:
@@ -76,12 +51,12 @@ def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool,
         ax.legend(title="percentile", fontsize=7, title_fontsize=7, loc="best")
 
 
-def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
+def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     p = percentiles_long(metrics)
     last = sorted(p["layer"].unique(), key=layer_number)[-1]
     p = p[p["layer"] == last]
-    nseeds = p["seed"].nunique()
+    nseeds, unit = p["seed"].nunique(), probe_unit(runs)
     views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}, a line per seed"),
              ("pooled", "all units pooled")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
@@ -98,7 +73,7 @@ def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: 
     return save(fig, out, "fig3_last_layer_percentiles", provenance(runs, PERCENTILE_NOTE))
 
 
-def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, unit: int | None = None) -> list[Path]:
+def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     p = percentiles_long(metrics)
     layers = sorted(p["layer"].unique(), key=layer_number)
@@ -116,12 +91,6 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, uni
     return save(fig, out, "fig4_hidden_layers", provenance(runs, PERCENTILE_NOTE))
 
 
-def draw(results_dir: Path) -> list[Path]:
-    results_dir = Path(results_dir)
-    metrics = pd.read_parquet(results_dir / "metrics.parquet")
-    runs = pd.read_csv(results_dir / "runs.csv")
-    unit = int(runs["probe_unit"].dropna().iloc[0]) if runs.get("probe_unit", pd.Series()).notna().any() else None
-    return (fig2_training_curves(metrics, runs, results_dir)
-            + fig3_last_layer(metrics, runs, results_dir, unit)
-            + fig4_hidden_layers(metrics, runs, results_dir, unit))
-
+def probe_unit(runs: pd.DataFrame) -> int | None:
+    """The unit the runs' "typical unit" view followed (run.json's probe_unit)."""
+    return int(runs["probe_unit"].dropna().iloc[0]) if runs.get("probe_unit", pd.Series()).notna().any() else None

@@ -36,6 +36,15 @@ def legend_with_labels(ax, **kwargs) -> None:
     ax.legend(handles, [label(lab) for lab in labels], **kwargs)
 
 
+DATA_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def data_label(runs: pd.DataFrame, default: str = "MNIST") -> str:
+    """The dataset's name for a title, from runs.csv (`default` for results recorded before it kept `data`)."""
+    names = sorted(runs["data"].dropna().astype(str).unique()) if "data" in runs else []
+    return " + ".join(DATA_LABELS.get(n, n) for n in names) or default
+
+
 SYNTHETIC_DATA = {"linear"}  # data configs that generate their samples: "official" means nothing for them
 
 

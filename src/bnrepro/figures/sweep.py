@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.collect import summarize
-from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, label, legend_with_labels, provenance, save, seed_band,
-                                   setup)
+from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, data_label, label, legend_with_labels, provenance, save,
+                                   seed_band, setup)
 
 
 def sweep_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -36,13 +36,7 @@ def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final test accuracy")
     steps = int(s["steps"].max()) if len(s) else 0
-    ax.set_title(f"MNIST MLP: final test accuracy vs learning rate ({steps} steps)")
+    ax.set_title(f"{data_label(runs)} MLP: final test accuracy vs learning rate ({steps} steps)")
     legend_with_labels(ax, fontsize=8)
     s.to_csv(out / "sweep_summary.csv", index=False)
     return save(fig, out, "fig_lr_sweep", provenance(runs, "X at 0 = diverged (NaN/inf loss)"))
-
-
-def draw(results_dir: Path) -> list[Path]:
-    results_dir = Path(results_dir)
-    return fig_lr_sweep(pd.read_parquet(results_dir / "metrics.parquet"), pd.read_csv(results_dir / "runs.csv"),
-                        results_dir)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnrepro.models.mlp import MLP
+from bnrepro.models.mlp import ACTIVATIONS, MLP
 
 aten = torch.ops.aten
 
@@ -24,6 +24,8 @@ ACTIVATION_KERNELS = {
     nn.Tanh: (torch.tanh, aten.tanh_backward),
     nn.ReLU: (torch.relu, lambda grad, out: aten.threshold_backward(grad, out, 0)),
 }
+# model.activation names the fused step takes (config.fused_applies decides from the config, before any model exists).
+FUSED_ACTIVATIONS = tuple(name for name, cls in ACTIVATIONS.items() if cls in ACTIVATION_KERNELS)
 
 
 def supports_fused(model: nn.Module) -> bool:

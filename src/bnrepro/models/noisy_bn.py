@@ -24,10 +24,7 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
                  n_sigma: float = 1.25, r_mu: float = 0.1, r_sigma: float = 0.1, position: str = "pre_affine",
                  seed: int = 0):
         super().__init__(num_features, eps=eps, momentum=momentum)
-        if position not in POSITIONS:
-            raise ValueError(f"position={position!r} is not one of {POSITIONS}")
-        if n_mu < 0 or n_sigma < 1 or r_mu < 0 or r_sigma < 0:
-            raise ValueError("noisy BN needs n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0")
+        # Valid ranges: config.validate (position in POSITIONS, n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0).
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
         self.position, self.seed = position, seed
         # Training draws from the "train" stream; probes switch to "probe" (fresh noise) or "replay" (a copy of the

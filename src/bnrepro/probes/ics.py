@@ -40,10 +40,7 @@ class ICSProbe:
         self.replay = replay or NoiseReplay(model)
         self.layer_of = layer_numbers(model)
         model_layers = model.layers()
-        self.layers = list(layers or model.ICS_LAYERS)
-        bad = [i for i in self.layers if not 2 <= i <= len(model_layers)]
-        if bad:
-            raise ValueError(f"ICS layers {bad} must be in 2..{len(model_layers)} (layer #1 has no earlier layers)")
+        self.layers = list(layers or model.ICS_LAYERS)  # numbers in 2..len(model_layers): config.validate
         names = {id(p): n for n, p in model.named_parameters()}
         self.weight_name = {i: names[id(layer_weight(model_layers[i - 1]))] for i in self.layers}
         self._old: dict[str, torch.Tensor] | None = None

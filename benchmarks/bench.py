@@ -1,11 +1,13 @@
 """Speed on this machine: `make bench`. Prints ratios; writes results/bench/{mnist,cifar,landscape}.json.
 
 Every number comes from real processes of the real entry point (or, for the baseline, of
-experiments/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
+benchmarks/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
 writes to its run.json.
 
-    python experiments/bench.py            # full: ~17 minutes
-    python experiments/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
+    python benchmarks/bench.py            # full: ~15 minutes
+    python benchmarks/bench.py --quick    # a smoke test of the benchmark itself (numbers not meaningful)
+    python benchmarks/bench.py --only compare --against ../other-checkout
+        # what `make mnist-bn` and a single 50k-step run cost here and in another checkout (e.g. an older commit)
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from pathlib import Path
 
 import torch
 
+from bnrepro.paths import default_data_root
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "experiments" / "train.py")]
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, str]:
+def timed(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> tuple[float, str]:
     t = time.perf_counter()
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t
     if res.returncode != 0:
         sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
@@ -62,7 +66,7 @@ def typical(steps: int, root: str) -> dict:
     clock misses the interpreter's start and exit, ~0.7 s)."""
     best = None
     for _ in range(REPEATS):
-        wall, out = timed([sys.executable, str(ROOT / "experiments" / "baselines" / "typical_loop.py"),
+        wall, out = timed([sys.executable, str(ROOT / "benchmarks" / "baselines" / "typical_loop.py"),
                            "--steps", str(steps), "--root", root])
         m = re.search(r"loop_s=([\d.]+) process_s=([\d.]+)", out)
         run = {"steps": steps, "loop_s": float(m.group(1)), "process_s": wall,
@@ -73,10 +77,10 @@ def typical(steps: int, root: str) -> dict:
 
 
 def append_s_per_step(n: int = 20000) -> float:
-    """What every step of the loop does for the training metrics: bnrepro.train.StepLog.append. (Reducing them,
+    """What every step of the loop does for the training metrics: bnrepro.record.StepLog.append. (Reducing them,
     every 10 steps, is timed by the run itself, in its log_s.) The bare run does both, so both are measured and
     counted as logging overhead."""
-    from bnrepro.train import StepLog
+    from bnrepro.record import StepLog
 
     torch.set_num_threads(1)
     out, y, loss = torch.randn(60, 10), torch.randint(0, 10, (60,)), torch.tensor(0.5)
@@ -91,15 +95,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
-    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "contention"], help="run one part (default: all)")
+    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "compare"], help="run one part (default: all "
+                   "but compare)")
+    p.add_argument("--against", type=Path, help="compare: the other checkout (its own src/ and experiments/)")
     args = p.parse_args()
+    if args.only == "compare":
+        if args.against is None:
+            p.error("--only compare needs --against <checkout>")
+        return compare(args)
     if args.only in (None, "landscape"):
         landscape(args)
     if args.only in (None, "cifar"):
         cifar(args)
-    if args.only in (None, "contention"):
-        contention(args)
-    if args.only in ("cifar", "landscape", "contention"):
+    if args.only in ("cifar", "landscape"):
         return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
@@ -108,30 +116,26 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from bnrepro import BnreproError
-    from bnrepro.data import locate_mnist
+    from bnrepro.data import locate_idx
 
     hydra_data = OmegaConf.load(ROOT / "configs" / "data" / "mnist.yaml")
     try:
-        data_root, _ = locate_mnist(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
+        raw, _, _ = locate_idx(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
     except BnreproError as e:
         sys.exit(f"bench: {e}")
+    data_root = raw.parents[1]  # the typical loop wants the folder above MNIST/raw
 
     r: dict = {"repeats": REPEATS, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                            "processor": platform.processor() or platform.machine()}, "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        from bnrepro.worker import CAN_FORK
-
-        worker = "process" if CAN_FORK else "thread"  # what trainer.eval_worker=auto takes with a core to spare
         print(f"[1/5] logging overhead: BN, {n_overhead} steps, 1 training thread, bare vs eval/250 + probes/50 + "
-              f"W&B offline, with evaluation and probes in a {worker} beside training (a single run's default) "
-              "and in line")
+              "W&B offline")
         common = ["experiment=mnist_bn", f"trainer.max_steps={n_overhead}", "trainer.threads=1"]
         no_logging = ["trainer.eval_every=0", "trainer.probe_every=0", "logger=none"]
         runs = interleaved(tmp, {
             "bare": [*common, *no_logging],
-            "worker": [*common, f"trainer.eval_worker={worker}"],
-            "inline": [*common, "trainer.eval_worker=false"],
+            "logged": common,
             "bare_autograd": [*common, *no_logging, "trainer.fused_step=false"],
         }, 2 if args.quick else OVERHEAD_REPEATS)
         loop = lambda info: info["timings"]["train_loop_s"]  # noqa: E731
@@ -145,28 +149,23 @@ def main() -> None:
             return (loop(rnd[name]) - train_s) / train_s
 
         best = {k: min((rnd[k] for rnd in runs), key=loop) for k in runs[0]}
-        bare, beside, inline, autograd = (best[k] for k in ("bare", "worker", "inline", "bare_autograd"))
-        shares = {k: [share(rnd, k) for rnd in runs] for k in ("worker", "inline")}
+        bare, logged, autograd = (best[k] for k in ("bare", "logged", "bare_autograd"))
+        shares = [share(rnd, "logged") for rnd in runs]
         book_s = append_s + bare["timings"]["log_s"]
-        # The same share from the in-line run's own clock: what its evaluation, probes and logging took, against
+        # The same share from the logged run's own clock: what its evaluation, probes and logging took, against
         # the rest of its loop. Immune to the bare run being a faster or slower draw of this VM's noise.
-        spent = sum(inline["timings"][k] for k in ("eval_s", "probe_s", "log_s")) + append_s
+        spent = sum(logged["timings"][k] for k in ("eval_s", "probe_s", "log_s")) + append_s
         r["overhead"] = {
-            "steps": n_overhead, "rounds": len(runs), "worker": worker, "bare_loop_s": loop(bare),
-            "logged_loop_s": loop(beside), "logged_inline_loop_s": loop(inline),
-            "bare_steps_per_s": n_overhead / (loop(bare) - book_s), "logged_steps_per_s": n_overhead / loop(beside),
+            "steps": n_overhead, "rounds": len(runs), "bare_loop_s": loop(bare), "logged_loop_s": loop(logged),
+            "bare_steps_per_s": n_overhead / (loop(bare) - book_s), "logged_steps_per_s": n_overhead / loop(logged),
             "bare_autograd_loop_s": loop(autograd), "fused_step_speedup": statistics.median(
                 [loop(rnd["bare_autograd"]) / loop(rnd["bare"]) for rnd in runs]),
             "bare_metric_bookkeeping_s": book_s,
-            # Evaluation and probes beside training, on the core a single run leaves free (trainer.eval_worker):
-            # the median over rounds of each round's share (its logged run against its own bare run).
-            "overhead_share": statistics.median(shares["worker"]), "overhead_share_rounds": shares["worker"],
-            # In line, as in the jobs of `make mnist-bn`, which fill both cores: the logging work itself.
-            "overhead_share_inline": statistics.median(shares["inline"]), "overhead_share_inline_rounds": shares["inline"],
-            "overhead_share_inline_in_run": spent / (loop(inline) - spent),
+            # The median over rounds of each round's share (its logged run against its own bare run).
+            "overhead_share": statistics.median(shares), "overhead_share_rounds": shares,
+            "overhead_share_in_run": spent / (loop(logged) - spent),
             "loops_s": {k: [loop(rnd[k]) for rnd in runs] for k in runs[0]},
-            "logged_run_breakdown_s": beside["timings"],
-            "logged_inline_run_breakdown_s": inline["timings"],
+            "logged_run_breakdown_s": logged["timings"],
             "bare_run_breakdown_s": bare["timings"],
         }
         r["overhead"]["meets_15pct"] = r["overhead"]["overhead_share"] <= 0.15
@@ -197,7 +196,7 @@ def main() -> None:
             "steps": n_process, "ours_process_s": ours_wall, "ours_logger": "wandb offline",
             "typical_measured": [t1, t2], "typical_ms_per_step": per_step * 1e3, "typical_fixed_s": fixed,
             "typical_process_s_extrapolated": typical_20k, "speedup": typical_20k / ours_wall,
-            "meets_8x": typical_20k / ours_wall >= 8, "ours_eval_worker": ours["eval_worker"],
+            "meets_8x": typical_20k / ours_wall >= 8,
             # What the process would give with no start-up or teardown at all: the bound on what trimming those buys.
             "ours_train_loop_s": ours["timings"]["train_loop_s"],
             "speedup_train_loop_only": typical_20k / ours["timings"]["train_loop_s"],
@@ -212,9 +211,9 @@ def main() -> None:
     print(f"""
 MNIST benchmark (torch {torch.__version__}, {os.cpu_count()} CPUs){'  [QUICK: not meaningful]' if args.quick else ''}
   bare training (BN, 1 thread)            {o['bare_steps_per_s']:8.0f} steps/s  (fused step {o['fused_step_speedup']:.2f}x autograd's)
-  with eval/probes/W&B                     {o['logged_steps_per_s']:8.0f} steps/s  (evaluation and probes in a {o['worker']})
+  with eval/probes/W&B                     {o['logged_steps_per_s']:8.0f} steps/s
   logging overhead share                   {o['overhead_share']:8.1%}   (target <= 15%; median of {o['rounds']} rounds, {min(o['overhead_share_rounds']):.1%} to {max(o['overhead_share_rounds']):.1%})
-    in line (as in make mnist-bn's jobs)   {o['overhead_share_inline']:8.1%}   (by that run's own clock {o['overhead_share_inline_in_run']:.1%})
+    by the logged run's own clock          {o['overhead_share_in_run']:8.1%}
   pair, {pr['steps']} steps each, side by side   {pr['train_loop_s']:8.1f} s training ({pr['wall_s']:.1f} s whole command; target <= 75 s)
   pair at the notebook's cadence (eval/50) {nb['train_loop_s']:8.1f} s training ({nb['wall_s']:.1f} s whole command)
   both cores: side by side vs sequential   {tc['parallel_speedup']:8.2f}x  ({tc['parallel_1_thread_wall_s']:.1f} s vs {tc['sequential_2_threads_wall_s']:.1f} s)
@@ -252,7 +251,7 @@ def landscape(args) -> None:
 
     from bnrepro.models import VGG, DeepLinear
     from bnrepro.probes import LandscapeProbe, eta_grid
-    from bnrepro.train import sum_squared_error
+    from bnrepro.evaluation import sum_squared_error
 
     def best_of(fn, n: int) -> float:
         fn()  # warm-up (vmap tracing, allocator, cuDNN autotuning)
@@ -308,74 +307,44 @@ def landscape(args) -> None:
     print(f"  -> {out}")
 
 
-def contention(args) -> None:
-    """Why the evaluation worker is a process (bnrepro/worker.py): the MLP's training steps alone, then beside a
-    thread and beside a forked process, each busy ~25% of the time with the same work: the activation probe's
-    forward on its 256-image batch (~30 small torch calls), one large matrix product, or an evaluation of 10k
-    sparse images. In-process, synthetic data, one thread each; best of 3 rounds of `steps` steps."""
-    import multiprocessing
-    import threading
+def compare(args) -> None:
+    """What users run most, here and in another checkout (--against): `make mnist-bn`'s sweep (none + batch side by
+    side, 1 thread each) and a single 50k-step BN run with the default config (W&B offline, evaluation every 250
+    steps, probes every 50), as whole processes; the two checkouts take turns, best of REPEATS each."""
+    steps = 1000 if args.quick else 50000
+    checkouts = {"this": ROOT, "against": args.against.resolve()}
 
-    from bnrepro.data import to_csr
-    from bnrepro.models import MLP
-    from bnrepro.models.mlp_fused import loss_and_grad
-    from bnrepro.optim import FlatSGD
-    from bnrepro.probes import ActivationProbe
-    from bnrepro.worker import CAN_FORK
+    def commit(root: Path) -> str:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        return out.stdout.strip() or "?"
 
-    steps = 300 if args.quick else 3000
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    model = MLP(784, (100, 100, 100), norm="batch").train()
-    opt = FlatSGD(model.parameters(), lr=0.01)
-    x_train, y_train = torch.rand(60000, 784), torch.randint(0, 10, (60000,))
-    probe = ActivationProbe(MLP(784, (100, 100, 100), norm="batch"), torch.rand(256, 784))
-    big, w = torch.rand(10000, 784), torch.rand(100, 784)
-    test = torch.rand(10000, 784) * (torch.rand(10000, 784) < 0.19)  # MNIST's share of non-zero pixels
-    test_csr, evaluated = to_csr(test), MLP(784, (100, 100, 100), norm="batch").eval()
-    jobs = {"probe forward": probe.capture, "one large matmul": lambda: big @ w.t(),
-            "evaluation (10k)": torch.no_grad()(lambda: evaluated(test_csr))}
-
-    def busy(job, stop) -> None:  # ~25% duty: work, then sleep three times as long
-        torch.set_num_threads(1)
-        while not stop.is_set():
-            t = time.perf_counter()
-            job()
-            time.sleep(3 * (time.perf_counter() - t))
-
-    def ms_per_step() -> float:
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            for _ in range(steps):
-                idx = torch.randint(0, len(x_train), (60,))
-                opt.zero_grad()
-                loss_and_grad(model, x_train.index_select(0, idx), y_train.index_select(0, idx))
-                opt.step()
-            best = min(best, (time.perf_counter() - t) / steps)
-        return 1e3 * best
-
-    print(f"[contention] MLP training steps alone vs beside a thread or a process busy ~25% ({steps} steps, best of 3)")
-    rows = []
-    alone = ms_per_step()
-    fork = multiprocessing.get_context("fork") if CAN_FORK else None
-    for name, job in jobs.items():
-        for kind in ("thread", "process") if fork else ("thread",):
-            stop = threading.Event() if kind == "thread" else fork.Event()
-            other = (threading.Thread if kind == "thread" else fork.Process)(target=busy, args=(job, stop), daemon=True)
-            other.start()
-            ms = ms_per_step()
-            stop.set()
-            other.join()
-            rows.append({"work": name, "beside": kind, "ms_per_step": ms, "slowdown": ms / alone - 1})
-            print(f"  beside a {kind:7s} doing {name:16s} {ms:6.3f} ms/step vs {alone:.3f} alone: "
-                  f"{ms / alone - 1:+.1%}")
-    alone_after = ms_per_step()
-    out = args.out.with_name("contention.json")
+    best: dict[str, dict[str, float]] = {name: {} for name in checkouts}
+    with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        for i in range(REPEATS):
+            for name, root in checkouts.items():
+                # Each checkout's own code: its src/ first on the path, its own entry point and configs.
+                env = {"PYTHONPATH": str(root / "src"), "BNREPRO_DATA": default_data_root()}
+                train, common = [sys.executable, str(root / "experiments" / "train.py")], [
+                    "experiment=mnist_bn", f"trainer.max_steps={steps}"]
+                cases = {"single_50k_s": [*train, *common, f"hydra.run.dir={tmp / f'{name}-single{i}'}"],
+                         "make_mnist_bn_s": [*train, "-m", *common, "model.norm=none,batch", "hydra/launcher=parallel",
+                                             f"hydra.sweep.dir={tmp / f'{name}-pair{i}'}"]}
+                for case, cmd in cases.items():
+                    print(f"[compare] {name} ({commit(root)}): {case.removesuffix('_s')}, round {i + 1}")
+                    wall, _ = timed(cmd, env=env, cwd=root)
+                    best[name][case] = min(wall, best[name].get(case, float("inf")))
+    r = {"steps": steps, "repeats": REPEATS, "quick": args.quick, "torch": torch.__version__,
+         "cpu": platform.processor() or platform.machine(),
+         **{name: {"commit": commit(root), **best[name]} for name, root in checkouts.items()},
+         "ratio_this_over_against": {case: best["this"][case] / best["against"][case] for case in best["this"]}}
+    out = args.out.with_name("compare.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"steps": steps, "alone_ms_per_step": alone, "alone_again_ms_per_step": alone_after,
-                               "rows": rows, "quick": args.quick, "torch": torch.__version__}, indent=2) + "\n")
-    print(f"  alone again {alone_after:.3f} ms/step (the VM's drift over the measurement)  -> {out}")
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    for case, ratio in r["ratio_this_over_against"].items():
+        print(f"  {case.removesuffix('_s'):16s} this {best['this'][case]:7.1f} s, against {best['against'][case]:7.1f} s:"
+              f" {ratio:.2f}x the time")
+    print(f"  -> {out}")
 
 
 def interleaved(tmp: Path, variants: dict[str, list[str]], repeats: int) -> list[dict[str, dict]]:

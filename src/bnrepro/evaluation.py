@@ -1,0 +1,131 @@
+"""The losses, evaluation on the test split, and the probes a run takes, built from its Plan. Every measurement
+leaves training untouched: its own RNG streams, frozen normalisation statistics, no writes to weights."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+
+from bnrepro.data import Split, generator, to_csr
+from bnrepro.plan import Plan
+from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay
+
+
+def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||f(x) - y||^2 summed over the batch and the outputs: the deep linear network's loss at the paper's scale."""
+    return (out.float() - y).pow(2).sum()
+
+
+# The training loss of each task; only classification has an accuracy.
+LOSSES = {"classification": F.cross_entropy, "regression": sum_squared_error}
+
+
+def cross_entropy_sum_or_mean(out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """F.cross_entropy's values, for evaluation: log_softmax along the rows of the transposed logits. Over 10
+    classes the row-wise kernel is ~15x slower (1.5 ms of a 10k-image MNIST evaluation); the values are the same
+    in float32 (tests/test_speed_paths.py). Other dtypes (autocast) take F.cross_entropy."""
+    if out.dtype != torch.float32:
+        return F.cross_entropy(out, y, reduction=reduction)
+    return F.nll_loss(torch.log_softmax(out.t().contiguous(), 0).t(), y, reduction=reduction)
+
+
+def autocast(amp: str | None, device: torch.device):
+    """trainer.amp as a context-manager factory: bf16 autocast, or nothing."""
+    if amp == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split, chunk: int = 1000, task: str = "classification") -> dict[str, float]:
+    """Loss and accuracy over the whole split. Model-ready inputs go through in one pass (MNIST: 10k rows, CSR);
+    splits with a batch transform (uint8 images) go through in chunks, transformed on the device.
+    Regression reports the summed squared error over the split (the training loss's scale at full batch)."""
+    was_training = model.training
+    model.eval()
+    try:
+        if task == "regression":
+            return {"loss": float(sum(sum_squared_error(model(x), y) for x, y in split.chunks(chunk)))}
+        if split.transform is None:
+            out = model(split.eval_input)
+            loss = cross_entropy_sum_or_mean(out, split.y)
+            acc = (out.argmax(1) == split.y).float().mean()
+        else:
+            total, correct = 0.0, 0
+            for x, y in split.chunks(chunk):
+                out = model(x)
+                total += float(cross_entropy_sum_or_mean(out, y, reduction="sum"))
+                correct += int((out.argmax(1) == y).sum())
+            loss, acc = total / len(split), correct / len(split)
+    finally:
+        model.train(was_training)
+    return {"loss": float(loss), "acc": float(acc)}
+
+
+class Measurements:
+    """What the loop measures between steps, on the model as it is: the test split, and the activation probe on
+    its fixed batch. Keeps the time each took."""
+
+    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, seed: int):
+        self.model, self.test, self.task, self.chunk = model, test, task, plan.eval_batch_size
+        self.autocast = autocast(plan.amp, plan.device)
+        self.probe = activation_probe(plan, model, test, seed)
+        self.eval_s = self.probe_s = 0.0
+
+    def evaluate(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        with self.autocast():
+            result = evaluate(self.model, self.test, self.chunk, self.task)
+        self.eval_s += time.perf_counter() - t0
+        return result
+
+    def activations(self, deltas: bool = False) -> dict[str, float]:
+        """The probe's percentiles (and moments); with deltas, the change of its moments since the last probe."""
+        t0 = time.perf_counter()
+        with self.autocast():
+            result = self.probe.deltas() if deltas else self.probe()
+        self.probe_s += time.perf_counter() - t0
+        return result
+
+
+def activation_probe(plan: Plan, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe | None:
+    if plan.probe is None:
+        return None
+    p = plan.probe
+    # Drawn once, from its own RNG stream, so that probing never shifts the training data order.
+    idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p["batch_size"]].to(test.x.device)
+    x, _ = test.batch(idx)
+    if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
+        x = to_csr(x)
+    return ActivationProbe(model, x, unit=p["unit"], qs=p["qs"], bn_stats=p["bn_stats"], layers=p["layers"],
+                           moments=p["moments"])
+
+
+class StepProbes:
+    """The probes that look inside a training step: the loss landscape at w (after backward, before the update)
+    and internal covariate shift (before and after the update). Noisy BN: they replay the noise the step drew."""
+
+    def __init__(self, plan: Plan, model: torch.nn.Module, loss_fn):
+        amp = autocast(plan.amp, plan.device)
+        self.replay = NoiseReplay(model)
+        self.ics = ICSProbe(model, loss_fn, plan.ics_layers, self.replay, amp) if plan.every.ics else None
+        self.landscape = (LandscapeProbe(model, loss_fn, plan.etas, plan.landscape_batched, self.replay, amp)
+                          if plan.every.landscape else None)
+        self.seconds = 0.0
+
+    def before_update(self, x: torch.Tensor, y: torch.Tensor, ics: bool, landscape: bool) -> dict[str, float]:
+        t0 = time.perf_counter()
+        values = self.landscape(x, y) if landscape else {}
+        if ics:
+            self.ics.before_step()
+        self.seconds += time.perf_counter() - t0
+        return values
+
+    def after_update(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        t0 = time.perf_counter()
+        values = self.ics.after_step(x, y)
+        self.seconds += time.perf_counter() - t0
+        return values

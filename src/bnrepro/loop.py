@@ -1,0 +1,81 @@
+"""The training loop: the step, and what happens every N steps (plan.Cadence). It receives built objects and
+decided values; it never reads the config."""
+
+from __future__ import annotations
+
+import time
+from functools import reduce
+from math import gcd
+
+from bnrepro.evaluation import Measurements, StepProbes
+from bnrepro.models import fused_loss_and_grad
+from bnrepro.plan import Cadence
+from bnrepro.record import Record
+
+
+class Loop:
+    def __init__(self, every: Cadence, model, opt, sampler, loss_fn, fused: bool, autocast,
+                 measure: Measurements, step_probes: StepProbes, record: Record):
+        self.every, self.model, self.opt, self.sampler, self.loss_fn = every, model, opt, sampler, loss_fn
+        self.fused, self.autocast = fused, autocast
+        self.measure, self.step_probes, self.record = measure, step_probes, record
+        self.steps_done = 0
+        self.seconds = {"train_loop_s": 0.0, "log_s": 0.0}
+        # The loop checks one modulus; every cadence is a multiple of it (deltas come one step after a probe).
+        cadences = [every.log, every.eval, every.probe, every.wandb, every.progress, 1 if every.deltas else 0]
+        self.tick = reduce(gcd, [c for c in cadences if c])
+
+    def run(self) -> str:
+        """'completed', or 'diverged' when a loss stopped being finite."""
+        every, model, opt, sampler, probes = self.every, self.model, self.opt, self.sampler, self.step_probes
+        t0 = time.perf_counter()
+        model.train()
+        try:
+            self.between_steps(0)
+            for step in range(1, every.steps + 1):
+                ics, landscape = every.due(every.ics, step), every.due(every.landscape, step)
+                if ics or landscape:
+                    probes.replay.snapshot()  # noisy BN: the probes replay the noise this step's forward draws
+                x, y = sampler.next()
+                opt.zero_grad()
+                if self.fused:
+                    loss, out = fused_loss_and_grad(model, x, y)
+                else:
+                    with self.autocast():
+                        out = model(x)
+                        loss = self.loss_fn(out, y)
+                    loss.backward()
+                if ics or landscape:  # after backward, before the update: the landscape at w, and G for ICS
+                    self.record.step_probe(step, probes.before_update(x, y, ics, landscape))
+                opt.step()
+                if ics:
+                    self.record.step_probe(step, probes.after_update(x, y))
+                self.record.steps.append(loss, out, y)
+                self.steps_done = step
+                if (step % self.tick == 0 or step == every.steps) and not self.between_steps(step):
+                    return "diverged"
+            return "completed"
+        finally:
+            self.record.steps.reduce()
+            self.seconds["train_loop_s"] = time.perf_counter() - t0
+
+    def between_steps(self, step: int) -> bool:
+        """The rows, evaluation, probes and logging due after `step` (0: before the first). False once diverged."""
+        t0 = time.perf_counter()
+        e, record, measure = self.every, self.record, self.measure
+        last = step == e.steps
+        healthy = not (step and (e.due(e.log, step) or last)) or record.train(step)
+        if e.eval and (e.due(e.eval, step) or last or not healthy):
+            healthy = record.test(step, measure.evaluate()) and healthy
+        if healthy and measure.probe is not None and (e.due(e.probe, step) or last):
+            record.probe(step, measure.activations())
+        elif healthy and e.deltas and step % e.probe == 1:
+            record.probe(step, measure.activations(deltas=True), wandb=False)
+        record.send(step if e.wandb and (e.due(e.wandb, step) or last or not healthy) else None)
+        if step and (e.due(e.progress, step) or last or not healthy):
+            record.progress(step, e.log)
+        record.checkpoint()
+        if not healthy:
+            record.diverged(step)
+        self.seconds["log_s"] += time.perf_counter() - t0
+        return healthy

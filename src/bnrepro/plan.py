@@ -1,0 +1,88 @@
+"""What a run does, decided once from its config: `resolve` checks the config (config.validate) and fixes the
+device, threads, fused step, amp, cadences and probes. The run, the loop and the probes receive a Plan and never read
+`cfg` themselves; after `resolve`, no config value can fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from bnrepro import ConfigError
+from bnrepro.config import fused_applies, validate
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Every N steps, for each thing the loop does besides stepping; 0 is off."""
+
+    steps: int  # the run's length
+    log: int  # training loss/accuracy rows (means over the window)
+    eval: int  # full test-set evaluation
+    probe: int  # activation percentiles on the fixed probe batch
+    deltas: bool  # one step after each probe, the change of its moments (Santurkar Fig 8)
+    wandb: int
+    progress: int
+    ics: int  # internal covariate shift, inside the step
+    landscape: int  # loss landscape along the gradient, inside the step
+
+    def due(self, every: int, step: int) -> bool:
+        return bool(every) and step % every == 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run does, decided by `resolve` before anything is written."""
+
+    name: str  # the run's label in progress lines and W&B
+    identity: dict  # the columns that say which run a metric row belongs to
+    device: torch.device
+    threads: int | None
+    fused: bool  # the MLP's hand-written backward (the same numbers as autograd)
+    amp: str | None
+    batch_size: int
+    eval_batch_size: int
+    every: Cadence
+    probe: dict | None  # the activation probe's settings, or None when it is off
+    ics_layers: list[int] | None  # None: the model's default layers
+    etas: list[float] | None  # the landscape's step sizes
+    landscape_batched: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available (use device=auto or device=cpu)")
+    return torch.device(name)
+
+
+def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
+    """Check `cfg` (ConfigError naming the key) and decide what the run will do."""
+    validate(cfg)
+    t, p = cfg.trainer, cfg.probe
+    from bnrepro.probes import eta_grid
+
+    wandb = cfg.logger.name == "wandb" and cfg.logger.get("mode") != "disabled"
+    probe = None
+    if t.probe_every:
+        probe = {"batch_size": p.batch_size, "unit": p.unit, "qs": list(p.percentiles), "bn_stats": p.bn_stats,
+                 "layers": list(p.layers) if p.layers else None, "moments": p.moments}
+    every = Cadence(
+        steps=t.max_steps, log=t.log_every, eval=t.eval_every, probe=t.probe_every,
+        deltas=bool(probe and p.moments and t.probe_every > 1), wandb=cfg.logger.log_every if wandb else 0,
+        progress=t.progress_every or max(1, t.max_steps // 20), ics=t.ics_every, landscape=t.landscape_every)
+    ls = cfg.landscape
+    return Plan(
+        name=name or f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}",
+        identity={"experiment": cfg.experiment_name, "variant": cfg.model.norm, "lr": float(cfg.optim.lr),
+                  "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
+                  "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
+        device=resolve_device(cfg.device), threads=t.threads,
+        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
+        batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
+        ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,
+        etas=eta_grid(cfg.optim.lr, ls.eta_min, ls.eta_max, ls.points, ls.spacing) if t.landscape_every else None,
+        landscape_batched=bool(ls.batched))

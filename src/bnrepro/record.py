@@ -1,0 +1,144 @@
+"""What a run records: metric rows (metrics.parquet), W&B payloads, progress lines, the best and last test values,
+and where it diverged. The loop tells it what happened; it decides nothing about when."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from bnrepro.metrics import MetricStore
+
+log = logging.getLogger("bnrepro")
+
+CHECKPOINT_METRICS_EVERY_S = 60.0  # rewrite metrics.parquet at most this often, so a killed run keeps its past
+
+
+class StepLog:
+    """Every step's training loss and correct count, kept on the device (no host sync inside a step). A step only
+    appends its loss, logits and labels (~1 us; writing a loss and a correct count per step cost ~11 us);
+    reduce() turns the pending ones into `losses` and `correct` a window at a time."""
+
+    def __init__(self, steps: int, device: torch.device, classification: bool):
+        self.losses = torch.zeros(steps, device=device)
+        self.correct = torch.zeros(steps, dtype=torch.int64, device=device)
+        self.classification = classification
+        self.recorded = 0
+        self._losses: list[torch.Tensor] = []
+        self._outs: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def append(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self._losses.append(loss.detach())
+        if self.classification:
+            self._outs.append(out.detach())
+            self._labels.append(y)
+
+    def reduce(self) -> None:
+        if not self._losses:
+            return
+        window = slice(self.recorded, self.recorded + len(self._losses))
+        self.losses[window] = torch.stack(self._losses)
+        if self._outs:  # every batch has the same size (BatchSampler drops an epoch's last incomplete one)
+            self.correct[window] = (torch.stack(self._outs).argmax(2) == torch.stack(self._labels)).sum(1)
+        self.recorded = window.stop
+        for pending in (self._losses, self._outs, self._labels):
+            pending.clear()
+
+    def means(self, start: int, stop: int, batch_size: int) -> dict[str, float]:
+        """Training loss (and accuracy) over steps start+1..stop."""
+        window = slice(start, stop)
+        out = {"loss": float(self.losses[window].mean())}
+        if self.classification:
+            out["acc"] = float(self.correct[window].sum()) / (batch_size * (stop - start))
+        return out
+
+
+class Record:
+    def __init__(self, store: MetricStore, logger, steps: StepLog, batch_size: int, name: str, max_steps: int,
+                 metrics_path: Path):
+        self.store, self.logger, self.steps, self.batch_size = store, logger, steps, batch_size
+        self.name, self.max_steps, self.metrics_path = name, max_steps, metrics_path
+        self.logged = self.sent = 0  # the last step whose training rows were stored / sent to W&B
+        self.pending: dict[str, float] = {}  # in-step probe values, for the next W&B call
+        self.measured: dict[str, float] = {}  # evaluation and probes at this step, for a W&B call at this step
+        self.last_test: dict[str, float] = {}
+        self.last_test_step: int | None = None
+        self.best_test_acc: float | None = None
+        self.diverged_at: int | None = None
+        self.started = self.last_write = time.perf_counter()
+
+    def train(self, step: int) -> bool:
+        """The training means since the previous row. False when the loss is not finite."""
+        self.steps.reduce()
+        values = self.steps.means(self.logged, step, self.batch_size)
+        self.logged = step
+        self.store.add(step, "train", values)
+        return math.isfinite(values["loss"])
+
+    def test(self, step: int, values: dict[str, float]) -> bool:
+        self.store.add(step, "test", values)
+        self.measured.update({f"test/{k}": v for k, v in values.items()})
+        self.last_test, self.last_test_step = values, step
+        acc = values.get("acc")
+        if acc is not None and (self.best_test_acc is None or acc > self.best_test_acc):
+            self.best_test_acc = acc
+        return math.isfinite(values["loss"])
+
+    def probe(self, step: int, values: dict[str, float], wandb: bool = True) -> None:
+        """Probe values under their step; to W&B too unless they are bulky per-step details (moment deltas)."""
+        self.store.add(step, "probe", values)
+        if wandb:
+            self.measured.update(values)
+
+    def step_probe(self, step: int, values: dict[str, float]) -> None:
+        """What a probe inside the training step measured (ICS, landscape); W&B gets the latest with its next call."""
+        self.store.add(step, "probe", values)
+        self.pending.update(values)
+
+    def send(self, step: int | None) -> None:
+        """One W&B call per W&B cadence (a call costs ~1-2 ms): training means since the previous call, the latest
+        in-step probes, and what was measured at this step. step=None: no call at this step, and what was measured
+        at it stays in metrics.parquet only, which keeps every record."""
+        if step is None:
+            self.measured.clear()
+            return
+        payload = {}
+        if step > self.sent:
+            self.steps.reduce()
+            payload = {f"train/{k}": v for k, v in self.steps.means(self.sent, step, self.batch_size).items()}
+            self.sent = step
+        self.logger.log({**payload, **self.pending, **self.measured}, step=step)
+        self.pending, self.measured = {}, {}
+
+    def progress(self, step: int, window: int) -> None:
+        self.steps.reduce()
+        elapsed = time.perf_counter() - self.started
+        test = " ".join(f"test_{k} {v:.4g}" for k, v in self.last_test.items())
+        if test:
+            test += f" (step {self.last_test_step})"
+        loss = float(self.steps.losses[max(0, step - window) : step].mean())
+        log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4g %s | %.0f steps/s", self.name, step, self.max_steps,
+                 100 * step / self.max_steps, loss, test, step / max(elapsed, 1e-9))
+
+    def diverged(self, step: int) -> None:
+        self.diverged_at = step
+        log.warning("[%s] diverged at step %d (non-finite loss): stopping, recorded as 'diverged'", self.name, step)
+
+    def checkpoint(self, force: bool = False) -> None:
+        if force or time.perf_counter() - self.last_write > CHECKPOINT_METRICS_EVERY_S:
+            self.store.write(self.metrics_path)
+            self.last_write = time.perf_counter()
+
+    def summary(self, steps_done: int) -> dict:
+        return {
+            "steps_done": steps_done,
+            "max_steps": self.max_steps,
+            "diverged_at_step": self.diverged_at,
+            "final_test_acc": self.last_test.get("acc"),
+            "final_test_loss": self.last_test.get("loss"),
+            "best_test_acc": self.best_test_acc,
+        }
