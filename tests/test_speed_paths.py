@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from bnrepro import ConfigError
 from bnrepro.data import to_csr
-from bnrepro.models import MLP, VGG, DeepLinear, fused_loss_and_grad, supports_fused
-from bnrepro.optim import FlatSGD
 from bnrepro.evaluation import cross_entropy_sum_or_mean
+from bnrepro.models import MLP, VGG, DeepLinear, build_model, fused_loss_and_grad, supports_fused
+from bnrepro.optim import FlatSGD
 from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
@@ -74,6 +74,17 @@ def test_fused_step_applies_only_where_it_is_exact():
     no_stats = MLP(norm="batch")
     no_stats.blocks[0].norm.track_running_stats = False
     assert not supports_fused(no_stats)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "noisy_batch", "l1", "l2", "linf"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_the_config_rule_for_the_fused_step_agrees_with_the_kernel(norm, activation):
+    """config.fused_applies decides from the config, before any model exists; supports_fused asks the model."""
+    from bnrepro.config import fused_applies
+
+    cfg = make_cfg("experiment=mnist_bn", f"model.norm={norm}", f"model.activation={activation}")
+    assert fused_applies(cfg) == supports_fused(build_model(cfg.model))
+    assert not fused_applies(make_cfg("experiment=mnist_bn", f"model.norm={norm}", "trainer.amp=bf16"))
 
 
 def test_training_with_and_without_the_fused_step_is_identical(tmp_path, mnist_data):

@@ -6,12 +6,12 @@ import copy
 import pytest
 import torch
 
+from bnrepro.evaluation import sum_squared_error
 from bnrepro.models import MLP, DeepLinear, layer_weight
 from bnrepro.optim import FlatSGD
 from bnrepro.probes import ICSProbe, LandscapeProbe, NoiseReplay, eta_grid, frozen_norm_stats
 from bnrepro.probes.ics import layer_numbers
 from bnrepro.probes.landscape import eta_key
-from bnrepro.evaluation import sum_squared_error
 from bnrepro.run import train
 from tests.conftest import make_cfg
 

@@ -28,10 +28,10 @@ class Loop:
     def run(self) -> str:
         """'completed', or 'diverged' when a loss stopped being finite."""
         every, model, opt, sampler, probes = self.every, self.model, self.opt, self.sampler, self.step_probes
-        t0 = time.perf_counter()
         model.train()
+        self.between_steps(0)
+        t0 = self.record.started = time.perf_counter()  # the loop's clock starts after the step-0 measurements
         try:
-            self.between_steps(0)
             for step in range(1, every.steps + 1):
                 ics, landscape = every.due(every.ics, step), every.due(every.landscape, step)
                 if ics or landscape:
@@ -64,7 +64,9 @@ class Loop:
         t0 = time.perf_counter()
         e, record, measure = self.every, self.record, self.measure
         last = step == e.steps
-        healthy = not (step and (e.due(e.log, step) or last)) or record.train(step)
+        healthy = True
+        if step and (e.due(e.log, step) or last):
+            healthy = record.train(step)
         if e.eval and (e.due(e.eval, step) or last or not healthy):
             healthy = record.test(step, measure.evaluate()) and healthy
         if healthy and measure.probe is not None and (e.due(e.probe, step) or last):

@@ -75,12 +75,15 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
         deltas=bool(probe and p.moments and t.probe_every > 1), wandb=cfg.logger.log_every if wandb else 0,
         progress=t.progress_every or max(1, t.max_steps // 20), ics=t.ics_every, landscape=t.landscape_every)
     ls = cfg.landscape
+    # trainer.threads=null: one thread for the MLP on a CPU, whose small products run faster on one thread than on
+    # two (docs/speed.md) and then give the numbers of `make`'s one-thread jobs; torch's choice otherwise.
+    device = resolve_device(cfg.device)
     return Plan(
         name=name or f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}",
         identity={"experiment": cfg.experiment_name, "variant": cfg.model.norm, "lr": float(cfg.optim.lr),
                   "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
-        device=resolve_device(cfg.device), threads=t.threads,
+        device=device, threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
         fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
         ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,
