@@ -41,6 +41,13 @@ def timed(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> tuple[fl
     return wall, res.stdout + res.stderr
 
 
+def cpu() -> str:
+    """The CPU and the kernels torch picks on it: timings (and the last digits of results) depend on both."""
+    from bnrepro.runinfo import cpu_model
+
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def run_infos(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("run.json"))]
 
@@ -126,7 +133,7 @@ def main() -> None:
     data_root = raw.parents[1]  # the typical loop wants the folder above MNIST/raw
 
     r: dict = {"repeats": REPEATS, "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-                           "processor": platform.processor() or platform.machine()}, "quick": args.quick}
+                           "processor": cpu()}, "quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
         tmp = Path(tmp_s)
         print(f"[1/5] logging overhead: BN, {n_overhead} steps, 1 training thread, bare vs eval/250 + probes/50 + "
@@ -303,7 +310,7 @@ def landscape(args) -> None:
     out = args.out.with_name("landscape.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "quick": args.quick, "torch": torch.__version__,
-                               "cpu": platform.processor() or platform.machine()}, indent=2) + "\n")
+                               "cpu": cpu()}, indent=2) + "\n")
     print(f"  -> {out}")
 
 
@@ -335,7 +342,7 @@ def compare(args) -> None:
                     wall, _ = timed(cmd, env=env, cwd=root)
                     best[name][case] = min(wall, best[name].get(case, float("inf")))
     r = {"steps": steps, "repeats": REPEATS, "quick": args.quick, "torch": torch.__version__,
-         "cpu": platform.processor() or platform.machine(),
+         "cpu": cpu(),
          **{name: {"commit": commit(root), **best[name]} for name, root in checkouts.items()},
          "ratio_this_over_against": {case: best["this"][case] / best["against"][case] for case in best["this"]}}
     out = args.out.with_name("compare.json")

@@ -5,7 +5,7 @@ DataLoader every 250 steps, and torch.quantile percentiles of every hidden layer
 50 steps (one unit and all units pooled, on a fixed test batch). Same model, optimiser and cadences as
 `experiment=mnist_bn`.
 
-    python experiments/baselines/typical_loop.py --steps 2000 --root <folder holding MNIST/raw>
+    python benchmarks/baselines/typical_loop.py --steps 2000 --root <folder holding MNIST/raw>
 """
 
 import argparse
