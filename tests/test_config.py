@@ -29,6 +29,8 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("mnist_bn", "trainer.fused_step=maybe", "trainer.fused_step"),
     ("mnist_bn", "trainer.fused_step=1", "trainer.fused_step"),
     ("mnist_bn", "data.sparse_eval=1", "data.sparse_eval"),
+    ("mnist_bn", "trainer.divergence_threshold=1", "trainer.divergence_threshold"),
+    ("mnist_bn", "trainer.stop_on_divergence=maybe", "trainer.stop_on_divergence"),
     # the optimisation probes and lp norms, on the deep linear network
     ("dln", "model.norm=l3", "model.norm"),
     ("dln", "ics.layers=[1,5]", "ics.layers"),

@@ -34,3 +34,28 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, mnist_data):
     assert {p.name for p in paths} == {"fig_lr_sweep.png", "fig_lr_sweep.pdf"}
     table = pd.read_csv(results / "sweep_summary.csv")
     assert table.set_index("lr").loc[1e38, "diverged"] and not table.set_index("lr").loc[0.1, "diverged"]
+
+
+def test_a_loss_explosion_is_divergence_and_the_sweep_goes_on(tmp_path, mnist_data):
+    """lr 10000 without BN: finite losses of ~1e5 at chance accuracy, which a user calls divergence."""
+    out = tmp_path / "sweep"
+    res = run_cli("-m", "experiment=mnist_lr_sweep", "model.norm=none", "optim.lr=10000,0.1", "trainer.max_steps=200",
+                  "trainer.eval_every=50", "logger=none", f"hydra.sweep.dir={out}", *mnist_data["overrides"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    infos = [json.loads(p.read_text()) for p in sorted(out.glob("*/run.json"))]
+    status = sorted(i["status"] for i in infos)
+    assert status == ["completed", "diverged"]
+    diverged = next(i for i in infos if i["status"] == "diverged")
+    assert diverged["diverged_at_step"] == 10 and diverged["steps_done"] == 10  # stops, by default
+    assert "divergence_threshold" not in res.stderr  # no config error: a result
+
+
+def test_a_run_over_the_threshold_can_train_on(tmp_path, mnist_data):
+    from bnrepro.run import train
+    from tests.conftest import make_cfg, small_overrides
+
+    info = train(make_cfg(*small_overrides(mnist_data, steps=100), "model.norm=none", "optim.lr=10000",
+                          "trainer.stop_on_divergence=false"), tmp_path)
+    assert info["status"] == "diverged" and info["diverged_at_step"] == 10 and info["steps_done"] == 100
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert m[(m["split"] == "train") & (m["metric"] == "loss")]["step"].max() == 100  # the whole curve

@@ -3,6 +3,7 @@ decided values; it never reads the config."""
 
 from __future__ import annotations
 
+import math
 import time
 from functools import reduce
 from math import gcd
@@ -15,18 +16,21 @@ from bnrepro.record import Record
 
 class Loop:
     def __init__(self, every: Cadence, model, opt, sampler, loss_fn, fused: bool, autocast,
-                 measure: Measurements, step_probes: StepProbes, record: Record):
+                 measure: Measurements, step_probes: StepProbes, record: Record,
+                 divergence_threshold: float | None = None, stop_on_divergence: bool = True):
         self.every, self.model, self.opt, self.sampler, self.loss_fn = every, model, opt, sampler, loss_fn
         self.fused, self.autocast = fused, autocast
         self.measure, self.step_probes, self.record = measure, step_probes, record
         self.steps_done = 0
+        self.threshold, self.stop_on_divergence = divergence_threshold, stop_on_divergence
+        self.limit: float | None = None  # threshold x the first step's training loss
         self.seconds = {"train_loop_s": 0.0, "log_s": 0.0}
         # The loop checks one modulus; every cadence is a multiple of it (deltas come one step after a probe).
         cadences = [every.log, every.eval, every.probe, every.wandb, every.progress, 1 if every.deltas else 0]
         self.tick = reduce(gcd, [c for c in cadences if c])
 
     def run(self) -> str:
-        """'completed', or 'diverged' when a loss stopped being finite."""
+        """'completed', or 'diverged' (a non-finite loss, or a training loss over the divergence threshold)."""
         every, model, opt, sampler, probes = self.every, self.model, self.opt, self.sampler, self.step_probes
         model.train()
         self.between_steps(0)
@@ -53,31 +57,46 @@ class Loop:
                 self.record.steps.append(loss, out, y)
                 self.steps_done = step
                 if (step % self.tick == 0 or step == every.steps) and not self.between_steps(step):
-                    return "diverged"
-            return "completed"
+                    break
+            return "completed" if self.record.diverged_at is None else "diverged"
         finally:
             self.record.steps.reduce()
             self.seconds["train_loop_s"] = time.perf_counter() - t0
 
     def between_steps(self, step: int) -> bool:
-        """The rows, evaluation, probes and logging due after `step` (0: before the first). False once diverged."""
+        """The rows, evaluation, probes and logging due after `step` (0: before the first). False: stop here."""
         t0 = time.perf_counter()
         e, record, measure = self.every, self.record, self.measure
         last = step == e.steps
-        healthy = True
+        healthy, exploded = True, None
         if step and (e.due(e.log, step) or last):
-            healthy = record.train(step)
-        if e.eval and (e.due(e.eval, step) or last or not healthy):
+            loss = record.train(step)
+            healthy = math.isfinite(loss)
+            exploded = self.explosion(loss) if healthy else None
+        # The step a run diverges at is always evaluated, logged and shown; a run that trains on is not, after it.
+        news = bool(exploded) and record.diverged_at is None
+        if e.eval and (e.due(e.eval, step) or last or not healthy or news):
             healthy = record.test(step, measure.evaluate()) and healthy
         if healthy and measure.probe is not None and (e.due(e.probe, step) or last):
             record.probe(step, measure.activations())
         elif healthy and e.deltas and step % e.probe == 1:
             record.probe(step, measure.activations(deltas=True), wandb=False)
-        record.send(step if e.wandb and (e.due(e.wandb, step) or last or not healthy) else None)
-        if step and (e.due(e.progress, step) or last or not healthy):
+        record.send(step if e.wandb and (e.due(e.wandb, step) or last or not healthy or news) else None)
+        if step and (e.due(e.progress, step) or last or not healthy or news):
             record.progress(step, e.log)
         record.checkpoint()
-        if not healthy:
-            record.diverged(step)
+        stop = not healthy or bool(exploded and self.stop_on_divergence)
+        if not healthy or exploded:
+            record.diverged(step, "non-finite loss" if not healthy else exploded, stopping=stop)
         self.seconds["log_s"] += time.perf_counter() - t0
-        return healthy
+        return not stop
+
+    def explosion(self, loss: float) -> str | None:
+        """Why a finite training loss counts as diverged (over the threshold), or None."""
+        if self.threshold is None:
+            return None
+        if self.limit is None:
+            self.limit = self.threshold * float(self.record.steps.losses[0])
+        if loss > self.limit:
+            return f"training loss {loss:.4g} > {self.threshold:g} x the first step's {self.limit / self.threshold:.4g}"
+        return None

@@ -49,6 +49,8 @@ class Plan:
     ics_layers: list[int] | None  # None: the model's default layers
     etas: list[float] | None  # the landscape's step sizes
     landscape_batched: bool
+    divergence_threshold: float | None  # diverged: training loss above this multiple of the first step's loss
+    stop_on_divergence: bool  # a non-finite loss always stops
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,4 +90,5 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
         ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,
         etas=eta_grid(cfg.optim.lr, ls.eta_min, ls.eta_max, ls.points, ls.spacing) if t.landscape_every else None,
-        landscape_batched=bool(ls.batched))
+        landscape_batched=bool(ls.batched), divergence_threshold=t.divergence_threshold,
+        stop_on_divergence=t.stop_on_divergence)

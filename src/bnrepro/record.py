@@ -71,13 +71,13 @@ class Record:
         self.diverged_at: int | None = None
         self.started = self.last_write = time.perf_counter()
 
-    def train(self, step: int) -> bool:
-        """The training means since the previous row. False when the loss is not finite."""
+    def train(self, step: int) -> float:
+        """Store the training means since the previous row; return their loss."""
         self.steps.reduce()
         values = self.steps.means(self.logged, step, self.batch_size)
         self.logged = step
         self.store.add(step, "train", values)
-        return math.isfinite(values["loss"])
+        return values["loss"]
 
     def test(self, step: int, values: dict[str, float]) -> bool:
         self.store.add(step, "test", values)
@@ -124,9 +124,12 @@ class Record:
         log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4g %s | %.0f steps/s", self.name, step, self.max_steps,
                  100 * step / self.max_steps, loss, test, step / max(elapsed, 1e-9))
 
-    def diverged(self, step: int) -> None:
-        self.diverged_at = step
-        log.warning("[%s] diverged at step %d (non-finite loss): stopping, recorded as 'diverged'", self.name, step)
+    def diverged(self, step: int, why: str, stopping: bool) -> None:
+        """The first divergence of the run is kept; its step is the run's diverged_at_step."""
+        if self.diverged_at is None:
+            self.diverged_at = step
+            log.warning("[%s] diverged at step %d (%s): %s, recorded as 'diverged'", self.name, step, why,
+                        "stopping" if stopping else "training on to the last step (trainer.stop_on_divergence=false)")
 
     def checkpoint(self, force: bool = False) -> None:
         if force or time.perf_counter() - self.last_write > CHECKPOINT_METRICS_EVERY_S:

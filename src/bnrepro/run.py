@@ -96,7 +96,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             record = Record(store, logger, steps, plan.batch_size, plan.name, plan.every.steps,
                             run_dir / "metrics.parquet")
             loop = Loop(plan.every, model, opt, sampler, loss_fn, plan.fused, autocast(plan.amp, plan.device),
-                        measure, StepProbes(plan, model, loss_fn), record)
+                        measure, StepProbes(plan, model, loss_fn), record, plan.divergence_threshold,
+                        plan.stop_on_divergence)
             info["status"] = loop.run()
     except KeyboardInterrupt as e:
         info["error"] = f"interrupted ({e})" if str(e) else "interrupted"

@@ -39,4 +39,5 @@ def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
     ax.set_title(f"{data_label(runs)} MLP: final test accuracy vs learning rate ({steps} steps)")
     legend_with_labels(ax, fontsize=8)
     s.to_csv(out / "sweep_summary.csv", index=False)
-    return save(fig, out, "fig_lr_sweep", provenance(runs, "X at 0 = diverged (NaN/inf loss)"))
+    return save(fig, out, "fig_lr_sweep", provenance(runs, "X at 0 = diverged (a non-finite loss, or a loss over the "
+                                                             "divergence threshold)"))
