@@ -17,8 +17,12 @@ ARGS ?=
 # full=1: the CIFAR experiments' full protocol (full-width VGG, the paper's step counts; meant for a GPU) instead
 # of the configuration a CPU runs in minutes.
 full ?=
-# Every make target sweeps into its own folder: runs/<experiment>/make_<time>/.
-STARTED := $(shell date +%Y-%m-%d_%H-%M-%S)
+# A target's runs go to runs/make/<name>-<settings>/<job>: the same command finds them again, so it skips the jobs
+# that finished and resumes the ones that were interrupted (fresh=1 starts over in a new folder).
+TAG := seeds$(seeds)$(if $(full),-full)$(if $(ARGS),-$(shell printf '%s' "$(ARGS)" | sha256sum | cut -c1-8))$(if $(fresh),-$(shell date +%Y-%m-%d_%H-%M-%S))
+# The committed reference results (results/<name>/) were made with seeds=3 at the configs' settings. A target run at
+# other settings writes results/<name>-<settings>/ instead, unless replace=1 says to replace the reference.
+SUFFIX := $(if $(or $(replace),$(and $(filter 3,$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
 SWEEP = $(RUN) experiments/train.py -m hydra/launcher=parallel seed=$(SEED_LIST)
 COLLECT = $(RUN) experiments/collect.py
 FIGURES = $(RUN) experiments/figures.py
@@ -33,8 +37,10 @@ CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 	test-slow clean
 
 help: ## list the targets
-	@echo "bnrepro targets (variables: seeds=N runs seeds 0..N-1; full=1 the CIFAR experiments' full protocol, for a"
-	@echo "GPU; ARGS='hydra overrides'). Each experiment's grid is in configs/experiment/<name>.yaml (hydra.sweeper.params)."
+	@echo "bnrepro targets. Variables: seeds=N runs seeds 0..N-1; full=1 the CIFAR experiments' full protocol (for a GPU);"
+	@echo "ARGS='hydra overrides'; fresh=1 new run folders; replace=1 lets other settings replace the reference results"
+	@echo "(results/<name>/, made with seeds=3; other settings write results/<name>-<settings>/)."
+	@echo "Each experiment's grid is in configs/experiment/<name>.yaml (hydra.sweeper.params)."
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
@@ -46,40 +52,40 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the pinned dependencies (run by every target that needs it)
 
 mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> results/mnist_bn/
-	$(SWEEP) experiment=mnist_bn hydra.sweep.dir=runs/mnist_bn/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/mnist_bn/make_$(STARTED) --out results/mnist_bn
-	$(FIGURES) mnist_bn
+	$(SWEEP) experiment=mnist_bn hydra.sweep.dir=runs/make/mnist_bn-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_bn-$(TAG) --out results/mnist_bn$(SUFFIX)
+	$(FIGURES) mnist_bn$(SUFFIX)
 
 mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
-	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/mnist_lr_sweep/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/mnist_lr_sweep/make_$(STARTED) --out results/mnist_lr_sweep
-	$(FIGURES) mnist_lr_sweep
+	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/make/mnist_lr_sweep-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_lr_sweep-$(TAG) --out results/mnist_lr_sweep$(SUFFIX)
+	$(FIGURES) mnist_lr_sweep$(SUFFIX)
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
-	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/cifar_bn/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/cifar_bn/make_$(STARTED) --out results/cifar_bn
-	$(FIGURES) cifar_bn
+	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/make/cifar_bn-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
+	$(FIGURES) cifar_bn$(SUFFIX)
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
-	$(SWEEP) experiment=$(if $(full),ics_full,ics) $(CIFAR_DATA) hydra.sweep.dir=runs/ics/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/ics/make_$(STARTED) --out results/ics
-	$(FIGURES) ics
+	$(SWEEP) experiment=$(if $(full),ics_full,ics) $(CIFAR_DATA) hydra.sweep.dir=runs/make/ics-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/ics-$(TAG) --out results/ics$(SUFFIX)
+	$(FIGURES) ics$(SUFFIX)
 
 landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Figs 4, 11) -> results/landscape/
-	$(SWEEP) experiment=$(if $(full),landscape_full,landscape) $(CIFAR_DATA) hydra.sweep.dir=runs/landscape/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/landscape/make_$(STARTED) --out results/landscape
-	$(FIGURES) landscape
+	$(SWEEP) experiment=$(if $(full),landscape_full,landscape) $(CIFAR_DATA) hydra.sweep.dir=runs/make/landscape-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/landscape-$(TAG) --out results/landscape$(SUFFIX)
+	$(FIGURES) landscape$(SUFFIX)
 
 lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar Figs 5, 6, 12) -> results/lp_norm/
-	$(SWEEP) experiment=$(if $(full),lp_norm_full,lp_norm) $(CIFAR_DATA) hydra.sweep.dir=runs/lp_norm/make_$(STARTED) $(ARGS)
-	$(COLLECT) runs/lp_norm/make_$(STARTED) --out results/lp_norm
-	$(FIGURES) lp_norm
+	$(SWEEP) experiment=$(if $(full),lp_norm_full,lp_norm) $(CIFAR_DATA) hydra.sweep.dir=runs/make/lp_norm-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/lp_norm-$(TAG) --out results/lp_norm$(SUFFIX)
+	$(FIGURES) lp_norm$(SUFFIX)
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Figs 3b, 5, 10, 11, 13) -> results/dln/
-	$(SWEEP) experiment=dln hydra.sweep.dir=runs/dln/make_$(STARTED)/lr1e-6 $(ARGS)
-	$(SWEEP) experiment=dln_lr1e-7 hydra.sweep.dir=runs/dln/make_$(STARTED)/lr1e-7 $(ARGS)
-	$(COLLECT) runs/dln/make_$(STARTED) --out results/dln
-	$(FIGURES) dln
+	$(SWEEP) experiment=dln hydra.sweep.dir=runs/make/dln-$(TAG)/lr1e-6 $(ARGS)
+	$(SWEEP) experiment=dln_lr1e-7 hydra.sweep.dir=runs/make/dln-$(TAG)/lr1e-7 $(ARGS)
+	$(COLLECT) runs/make/dln-$(TAG) --out results/dln$(SUFFIX)
+	$(FIGURES) dln$(SUFFIX)
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py

@@ -1,6 +1,9 @@
 """Gather run folders into results/<name>/ (metrics.parquet, runs.csv) for the figures.
 
-    python experiments/collect.py runs/mnist_bn/multirun_... --out results/mnist_bn
+    python experiments/collect.py runs/make/mnist_bn-seeds3 --out results/mnist_bn
+
+Finished runs (completed or diverged) are collected; runs still running, interrupted, failed or without a run.json
+are left out and named.
 """
 
 import argparse
@@ -14,8 +17,14 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run or sweep folders (searched for run.json)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    metrics, runs = write_results(args.runs, args.out)
+    skipped: list[str] = []
+    try:
+        metrics, runs = write_results(args.runs, args.out, skipped)
+    except FileNotFoundError as e:
+        raise SystemExit(f"collect: {e}")
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")
+    if skipped:
+        print(f"left out {len(skipped)} unfinished run(s): {', '.join(skipped)}")
     print(runs["status"].value_counts().to_string())
 
 

@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bnrepro import BnreproError
+from bnrepro.loop import Interrupted
 from bnrepro.run import train
 
 log = logging.getLogger("bnrepro")
@@ -21,6 +22,8 @@ def main(cfg: DictConfig) -> float | None:
     except BnreproError as e:
         log.error("%s", e)
         sys.exit(2)
+    except Interrupted:  # the run said where it stopped and how to resume, in one line
+        sys.exit(130)
     return info.get("final_test_acc")  # what a Hydra sweeper optimises
 
 

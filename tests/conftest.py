@@ -111,3 +111,10 @@ def cifar_data(tmp_path_factory) -> dict:
     else:
         root, real = write_synthetic_cifar(tmp_path_factory.mktemp("cifar")), False
     return {"overrides": [f"data.root={root}", "data.allow_unofficial=true"], "real": real}
+
+
+def job(sweep: Path, *settings: str) -> Path:
+    """The one job folder of a sweep whose name (its overrides, comma-separated) holds every `key=value` given."""
+    found = [p for p in Path(sweep).iterdir() if p.is_dir() and set(settings) <= set(p.name.split(","))]
+    assert len(found) == 1, f"{settings} matches {[p.name for p in found]} in {sweep}"
+    return found[0]

@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, job, run_cli
 
 
 def test_twenty_steps_per_variant(tmp_path, cifar_data):
@@ -16,11 +16,12 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
                   f"hydra.sweep.dir={tmp_path}", *cifar_data["overrides"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     variants = []
-    for job in ("0", "1", "2"):
-        info = json.loads((tmp_path / job / "run.json").read_text())
+    for norm in ("none", "batch", "noisy_batch"):
+        folder = job(tmp_path, f"model.norm={norm}")
+        info = json.loads((folder / "run.json").read_text())
         assert info["status"] == "completed" and info["steps_done"] == 20
         assert info["data_official"] is False  # the offline copies are never passed off as CIFAR-10
-        m = pd.read_parquet(tmp_path / job / "metrics.parquet")
+        m = pd.read_parquet(folder / "metrics.parquet")
         variants.append(m["variant"].iloc[0])
         probe = set(m.loc[m["split"] == "probe", "metric"].astype(str))
         for layer in ("layer2", "layer3", "layer9", "layer11", "layer13"):  # the paper's Fig 2 and 1c layers only

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, job, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,8 @@ def sweep(tmp_path_factory, mnist_data):
 def test_each_job_writes_its_own_complete_run_folder(sweep, mnist_data):
     out, res = sweep
     jobs = sorted(p for p in out.iterdir() if p.is_dir() and (p / "run.json").exists())
-    assert [p.name for p in jobs] == ["0", "1"]  # sweep jobs never share a folder
+    # Each job's folder is named by its settings, so jobs never share one.
+    assert sorted(p.name.split(",")[0] for p in jobs) == ["model.norm=batch", "model.norm=none"]
     for job in jobs:
         info = json.loads((job / "run.json").read_text())
         assert info["status"] == "completed" and info["steps_done"] == 300
@@ -37,7 +38,7 @@ def test_each_job_writes_its_own_complete_run_folder(sweep, mnist_data):
 
 def test_metrics_schema(sweep):
     out, _ = sweep
-    df = pd.read_parquet(out / "1" / "metrics.parquet")
+    df = pd.read_parquet(job(out, "model.norm=batch") / "metrics.parquet")
     for col in ("step", "split", "metric", "value", "variant", "lr", "seed", "experiment"):
         assert col in df.columns
     assert set(df["split"].astype(str)) == {"train", "test", "probe"}

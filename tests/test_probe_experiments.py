@@ -38,7 +38,7 @@ def test_vgg_probe_experiment_end_to_end(tmp_path, cifar_data, experiment):
     res = run_cli("-m", f"experiment={experiment}", *sweep, *TINY_VGG, f"hydra.sweep.dir={tmp_path / 'runs'}",
                   *cifar_data["overrides"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    jobs = sorted((tmp_path / "runs").glob("[0-9]*"))
+    jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
     assert len(jobs) == n_jobs
     for job in jobs:
         assert json.loads((job / "run.json").read_text())["status"] == "completed"

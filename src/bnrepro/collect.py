@@ -5,32 +5,42 @@ Figures and the report read only what this writes; nothing here trains.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bnrepro.metrics import check_schema, write_parquet
+from bnrepro.runinfo import read_json
 
 RUN_KEYS = ["experiment", "variant", "lr", "seed"]
 THRESHOLDS = (0.90, 0.95, 0.97)
 
 
+KEPT = ("completed", "diverged")  # what a result is made of; a running, interrupted or failed run is not one
+
+
 def find_runs(roots: list[Path]) -> list[tuple[str, Path]]:
-    """(run_id, folder) pairs; the id is the folder relative to its sweep's parent, never a machine's absolute path."""
-    runs = sorted({(f"{Path(root).name}/{p.parent.relative_to(root)}", p.parent)
-                   for root in roots for p in Path(root).rglob("run.json")})
+    """(run_id, folder) of every job folder (one with a run.json, or with the config a run writes first); the id is
+    the folder relative to its sweep's parent, never a machine's absolute path."""
+    runs = sorted({(f"{Path(root).name}/{p.parent.relative_to(root)}", p.parent) for root in roots
+                   for name in ("run.json", "config_resolved.yaml") for p in Path(root).rglob(name)})
     if not runs:
         raise FileNotFoundError(f"no run.json under {', '.join(map(str, roots))}")
     return runs
 
 
-def load_runs(roots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All metric rows and one row of run.json facts per run; a run that left no metrics still gets its row."""
+def load_runs(roots: list[Path], skipped: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All metric rows and one row of run.json facts per finished run (completed or diverged). Runs still running,
+    interrupted, failed or without a run.json are left out, each named in `skipped` with why."""
     frames, infos = [], []
     for run_id, run in find_runs(roots):
-        info = json.loads((run / "run.json").read_text())
+        info = read_json(run / "run.json")
+        status = info.get("status") if info else "no run.json"
+        if status not in KEPT:
+            if skipped is not None:
+                skipped.append(f"{run_id} ({status})")
+            continue
         metrics_file = run / "metrics.parquet"
         df = pd.read_parquet(metrics_file) if metrics_file.is_file() else pd.DataFrame()
         if len(df):
@@ -125,8 +135,11 @@ def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def write_results(roots: list[Path], out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    metrics, runs = load_runs(roots)
+def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = None) -> tuple[pd.DataFrame,
+                                                                                              pd.DataFrame]:
+    metrics, runs = load_runs(roots, skipped)
+    if runs.empty:
+        raise FileNotFoundError(f"no finished run under {', '.join(map(str, roots))}: {', '.join(skipped or [])}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(compact(metrics), out_dir / "metrics.parquet")

@@ -65,13 +65,15 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "trainer.max_steps", low=1, integer=True)
     _number(cfg, "trainer.batch_size", low=1, integer=True)
     _number(cfg, "trainer.eval_batch_size", low=1, integer=True)
-    for key in ("eval_every", "probe_every", "log_every", "progress_every"):
+    for key in ("eval_every", "probe_every", "log_every", "progress_every", "checkpoint_every"):
         _number(cfg, f"trainer.{key}", low=0, integer=True)
     if t.log_every < 1:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
     if t.divergence_threshold is not None:
         _number(cfg, "trainer.divergence_threshold", low=1, low_open=True)
     _flag(cfg, "trainer.stop_on_divergence")
+    _flag(cfg, "force")
+    _flag(cfg, "fresh")
     _choice(cfg, "trainer.amp", {None, "bf16"})
     _choice(cfg, "trainer.fused_step", {"auto", True, False})
     if t.fused_step is True and not fused_applies(cfg):

@@ -22,7 +22,7 @@ class NullLogger:
 
 
 class WandbLogger:
-    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str):
+    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None):
         import wandb
 
         mode = cfg.mode
@@ -39,6 +39,8 @@ class WandbLogger:
             config=config,
             dir=str(run_dir),
             mode=mode,
+            id=run_id,
+            resume="allow" if run_id else None,  # the same run folder continues the same W&B run
             settings=wandb.Settings(console="off", init_timeout=30, silent=True),
         )
         self.mode = mode
@@ -54,7 +56,7 @@ class WandbLogger:
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str):
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None):
     if cfg.name == "none" or cfg.get("mode") == "disabled":
         return NullLogger()
-    return WandbLogger(cfg, run_dir, config, name)
+    return WandbLogger(cfg, run_dir, config, name, run_id)

@@ -8,35 +8,50 @@ import time
 from functools import reduce
 from math import gcd
 
-from bnrepro.evaluation import Measurements, StepProbes
+from typing import Callable
+
+from bnrepro.evaluation import Measurements, StepProbes, autocast
 from bnrepro.models import fused_loss_and_grad
-from bnrepro.plan import Cadence
+from bnrepro.plan import Plan
 from bnrepro.record import Record
 
 
+class Interrupted(Exception):
+    """A signal (Ctrl-C, SIGTERM, SIGUSR1) stopped the run at a step boundary, after a checkpoint."""
+
+    def __init__(self, signal: str, step: int):
+        super().__init__(f"{signal} at step {step}")
+        self.signal, self.step = signal, step
+
+
 class Loop:
-    def __init__(self, every: Cadence, model, opt, sampler, loss_fn, fused: bool, autocast,
-                 measure: Measurements, step_probes: StepProbes, record: Record,
-                 divergence_threshold: float | None = None, stop_on_divergence: bool = True):
-        self.every, self.model, self.opt, self.sampler, self.loss_fn = every, model, opt, sampler, loss_fn
-        self.fused, self.autocast = fused, autocast
+    def __init__(self, plan: Plan, model, opt, sampler, loss_fn, measure: Measurements, step_probes: StepProbes,
+                 record: Record, streams: dict, checkpoint: Callable[[int], None], stop):
+        """streams: every RNG stream training draws from (checkpointed); checkpoint(step) writes one; stop.signal
+        is set by a signal handler, and the loop stops at the next step boundary."""
+        self.every, self.model, self.opt, self.sampler, self.loss_fn = plan.every, model, opt, sampler, loss_fn
+        self.fused, self.autocast = plan.fused, autocast(plan.amp, plan.device)
         self.measure, self.step_probes, self.record = measure, step_probes, record
+        self.streams, self.checkpoint, self.stop = streams, checkpoint, stop
         self.steps_done = 0
-        self.threshold, self.stop_on_divergence = divergence_threshold, stop_on_divergence
+        self.threshold, self.stop_on_divergence = plan.divergence_threshold, plan.stop_on_divergence
         self.limit: float | None = None  # threshold x the first step's training loss
         self.seconds = {"train_loop_s": 0.0, "log_s": 0.0}
+        every = plan.every
         # The loop checks one modulus; every cadence is a multiple of it (deltas come one step after a probe).
         cadences = [every.log, every.eval, every.probe, every.wandb, every.progress, 1 if every.deltas else 0]
         self.tick = reduce(gcd, [c for c in cadences if c])
 
-    def run(self) -> str:
-        """'completed', or 'diverged' (a non-finite loss, or a training loss over the divergence threshold)."""
+    def run(self, start: int = 0) -> str:
+        """From step start+1 (0: a new run) to the end: 'completed', or 'diverged' (a non-finite loss, or a training
+        loss over the divergence threshold). Raises Interrupted after a checkpoint when a signal came."""
         every, model, opt, sampler, probes = self.every, self.model, self.opt, self.sampler, self.step_probes
         model.train()
-        self.between_steps(0)
+        if start == 0:
+            self.between_steps(0)
         t0 = self.record.started = time.perf_counter()  # the loop's clock starts after the step-0 measurements
         try:
-            for step in range(1, every.steps + 1):
+            for step in range(start + 1, every.steps + 1):
                 ics, landscape = every.due(every.ics, step), every.due(every.landscape, step)
                 if ics or landscape:
                     probes.replay.snapshot()  # noisy BN: the probes replay the noise this step's forward draws
@@ -58,6 +73,10 @@ class Loop:
                 self.steps_done = step
                 if (step % self.tick == 0 or step == every.steps) and not self.between_steps(step):
                     break
+                if (every.due(every.checkpoint, step) or self.stop.signal) and step < every.steps:
+                    self.checkpoint(step)
+                    if self.stop.signal:
+                        raise Interrupted(self.stop.signal, step)
             return "completed" if self.record.diverged_at is None else "diverged"
         finally:
             self.record.steps.reduce()
@@ -84,7 +103,6 @@ class Loop:
         record.send(step if e.wandb and (e.due(e.wandb, step) or last or not healthy or news) else None)
         if step and (e.due(e.progress, step) or last or not healthy or news):
             record.progress(step, e.log)
-        record.checkpoint()
         stop = not healthy or bool(exploded and self.stop_on_divergence)
         if not healthy or exploded:
             record.diverged(step, "non-finite loss" if not healthy else exploded, stopping=stop)

@@ -28,6 +28,14 @@ class MetricStore:
             self._metrics.append(name)
             self._values.append(float(value))
 
+    def rows(self) -> tuple[list, list, list, list]:
+        """The rows so far, for a checkpoint."""
+        return list(self._steps), list(self._splits), list(self._metrics), list(self._values)
+
+    def extend(self, rows: tuple[list, list, list, list]) -> None:
+        for mine, theirs in zip((self._steps, self._splits, self._metrics, self._values), rows):
+            mine.extend(theirs)
+
     def __len__(self) -> int:
         return len(self._values)
 

@@ -1,9 +1,12 @@
 """Where the project finds things when the config does not say: the data root, the same for `make` and for
-`python experiments/train.py` run from any folder."""
+`python experiments/train.py` run from any folder; and where a run goes, named so that the same command finds the
+same folder again."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -21,5 +24,22 @@ def default_data_root() -> str:
     return str(SHARED_DATA if SHARED_DATA.is_dir() else PROJECT_ROOT / "data")
 
 
-# configs/data/*.yaml: root: ${data_root:}
+def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
+    """runs/<this>/...: the experiment config's name; fresh=true adds the time, for a folder no run has used."""
+    name = str(experiment) if experiment else "default"
+    return f"{name}@{datetime.now():%Y-%m-%d_%H-%M-%S-%f}" if fresh else name
+
+
+def job_folder(overrides: str) -> str:
+    """runs/<experiment>/<this>: the job's overrides (Hydra's override_dirname, without the keys that do not change
+    what a run computes), e.g. `model.norm=none,optim.lr=0.1,seed=2`; `default` for none."""
+    name = overrides.replace("/", "_").strip() or "default"
+    if len(name) > 120:  # file systems cap a name at 255 bytes; the hash keeps long names distinct
+        name = f"{name[:100]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+# configs/data/*.yaml: root: ${data_root:}; configs/train.yaml: hydra.run.dir and hydra.sweep.dir
 OmegaConf.register_new_resolver("data_root", default_data_root, replace=True)
+OmegaConf.register_new_resolver("experiment_folder", experiment_folder, replace=True)
+OmegaConf.register_new_resolver("job_folder", job_folder, replace=True)

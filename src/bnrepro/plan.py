@@ -27,6 +27,7 @@ class Cadence:
     progress: int
     ics: int  # internal covariate shift, inside the step
     landscape: int  # loss landscape along the gradient, inside the step
+    checkpoint: int  # checkpoint.pt and metrics.parquet
 
     def due(self, every: int, step: int) -> bool:
         return bool(every) and step % every == 0
@@ -75,7 +76,8 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     every = Cadence(
         steps=t.max_steps, log=t.log_every, eval=t.eval_every, probe=t.probe_every,
         deltas=bool(probe and p.moments and t.probe_every > 1), wandb=cfg.logger.log_every if wandb else 0,
-        progress=t.progress_every or max(1, t.max_steps // 20), ics=t.ics_every, landscape=t.landscape_every)
+        progress=t.progress_every or max(1, t.max_steps // 20), ics=t.ics_every, landscape=t.landscape_every,
+        checkpoint=t.checkpoint_every)
     ls = cfg.landscape
     # trainer.threads=null: one thread for the MLP on a CPU, whose small products run faster on one thread than on
     # two (docs/speed.md) and then give the numbers of `make`'s one-thread jobs; torch's choice otherwise.

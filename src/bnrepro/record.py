@@ -6,15 +6,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
-
 import torch
 
 from bnrepro.metrics import MetricStore
 
 log = logging.getLogger("bnrepro")
-
-CHECKPOINT_METRICS_EVERY_S = 60.0  # rewrite metrics.parquet at most this often, so a killed run keeps its past
 
 
 class StepLog:
@@ -58,10 +54,9 @@ class StepLog:
 
 
 class Record:
-    def __init__(self, store: MetricStore, logger, steps: StepLog, batch_size: int, name: str, max_steps: int,
-                 metrics_path: Path):
+    def __init__(self, store: MetricStore, logger, steps: StepLog, batch_size: int, name: str, max_steps: int):
         self.store, self.logger, self.steps, self.batch_size = store, logger, steps, batch_size
-        self.name, self.max_steps, self.metrics_path = name, max_steps, metrics_path
+        self.name, self.max_steps = name, max_steps
         self.logged = self.sent = 0  # the last step whose training rows were stored / sent to W&B
         self.pending: dict[str, float] = {}  # in-step probe values, for the next W&B call
         self.measured: dict[str, float] = {}  # evaluation and probes at this step, for a W&B call at this step
@@ -69,7 +64,7 @@ class Record:
         self.last_test_step: int | None = None
         self.best_test_acc: float | None = None
         self.diverged_at: int | None = None
-        self.started = self.last_write = time.perf_counter()
+        self.started = time.perf_counter()
 
     def train(self, step: int) -> float:
         """Store the training means since the previous row; return their loss."""
@@ -131,17 +126,14 @@ class Record:
             log.warning("[%s] diverged at step %d (%s): %s, recorded as 'diverged'", self.name, step, why,
                         "stopping" if stopping else "training on to the last step (trainer.stop_on_divergence=false)")
 
-    def checkpoint(self, force: bool = False) -> None:
-        if force or time.perf_counter() - self.last_write > CHECKPOINT_METRICS_EVERY_S:
-            self.store.write(self.metrics_path)
-            self.last_write = time.perf_counter()
-
-    def summary(self, steps_done: int) -> dict:
+    def summary(self, steps_done: int, finished: bool) -> dict:
+        """What run.json says of the run's results; "final" only when it ran to its end (or diverged)."""
+        when = "final" if finished else "last"
         return {
             "steps_done": steps_done,
             "max_steps": self.max_steps,
             "diverged_at_step": self.diverged_at,
-            "final_test_acc": self.last_test.get("acc"),
-            "final_test_loss": self.last_test.get("loss"),
+            f"{when}_test_acc": self.last_test.get("acc"),
+            f"{when}_test_loss": self.last_test.get("loss"),
             "best_test_acc": self.best_test_acc,
         }

@@ -1,9 +1,13 @@
 """One run: its folder and files, its status, signals, the device, and the objects the loop is built from.
-Writes config_resolved.yaml, metrics.parquet and run.json into the run folder, however the run ends (completed,
-diverged, failed or interrupted)."""
+
+run.json exists from the start (status `running`) and ends `completed`, `diverged`, `interrupted` or `failed`. The
+loop checkpoints every trainer.checkpoint_every steps and when a signal comes (Ctrl-C, SIGTERM, SIGUSR1); running
+the same command again resumes from the checkpoint, and a finished run is skipped unless force=true."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import signal
 import threading
 import time
@@ -14,18 +18,22 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bnrepro import ConfigError, checkpoint
 from bnrepro.augment import random_crop_flip
 from bnrepro.config import validate_against_data
 from bnrepro.data import BatchSampler, generator, load_dataset
-from bnrepro.evaluation import LOSSES, Measurements, StepProbes, autocast
+from bnrepro.evaluation import LOSSES, Measurements, StepProbes
 from bnrepro.logger import NullLogger, build_logger
-from bnrepro.loop import Loop
+from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
 from bnrepro.plan import resolve
 from bnrepro.record import Record, StepLog
-from bnrepro.runinfo import environment, now, save_code_diff, write_json
+from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
+
+log = logging.getLogger("bnrepro")
+FINISHED = ("completed", "diverged")
 
 
 def run_name() -> str | None:
@@ -38,83 +46,146 @@ def run_name() -> str | None:
         return None
 
 
+class Stop:
+    """Set by a signal handler; the loop stops at the next step boundary (a checkpoint is written first)."""
+
+    signal: str | None = None
+
+
 @contextmanager
-def sigterm_as_interrupt():
-    """A cluster scheduler's SIGTERM ends the run like Ctrl-C: metrics and run.json are still written."""
+def signals_stop(stop: Stop):
+    """Ctrl-C, SIGTERM (a scheduler) and SIGUSR1 (SLURM, before preemption) ask the loop to stop after the current
+    step. A second Ctrl-C stops at once: the last checkpoint is what a resume then starts from."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        if stop.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signal = signal.Signals(signum).name
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    previous = {s: signal.signal(s, handler) for s in wanted}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def config_text(cfg: DictConfig) -> str:
+    """The config a checkpoint belongs to (force is how the run was asked for, not what it is)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("force", None)
+    return OmegaConf.to_yaml(c)
+
+
+def stored_config(run_dir: Path) -> str | None:
+    path = run_dir / "config_resolved.yaml"
+    return config_text(OmegaConf.load(path)) if path.is_file() else None
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Run one job; return its run.json content. A bad config value raises ConfigError before anything is written;
-    any later failure raises after writing what the run has."""
+    """Run one job, or resume or skip it; return its run.json content. A bad config value raises ConfigError
+    before anything is written; any later failure raises after writing what the run has."""
     plan = resolve(cfg, run_name())
-    t_start = time.perf_counter()
     run_dir = Path(run_dir)
+    previous = read_json(run_dir / "run.json")
+    if previous and previous.get("status") in FINISHED and not cfg.force:
+        if stored_config(run_dir) != config_text(cfg):
+            raise ConfigError(f"{run_dir} holds a finished run of another config: force=true trains this one there, "
+                              "fresh=true in a new folder")
+        log.info("[%s] already %s in %s: skipped (force=true trains it again)", plan.name, previous["status"], run_dir)
+        return previous
+    state = None if cfg.force else checkpoint.load(run_dir / checkpoint.FILE)
+    if state is not None and state["config"] != config_text(cfg):
+        raise ConfigError(f"{run_dir} holds a checkpoint of another config: force=true starts this run again there, "
+                          "fresh=true starts it in a new folder")
+    t_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     save_code_diff(run_dir)
-    info: dict = {"status": "failed", "started_at": now(), "run_dir": str(run_dir), **environment()}
-    store = MetricStore(plan.identity)
-    logger = NullLogger()
-    loop = None
+    info: dict = {"status": "running", "started_at": now(), "run_dir": str(run_dir), **environment()}
+    if state is not None:
+        info["resumed_from_step"] = state["step"]
+    write_json(run_dir / "run.json", info)
+    store, logger, loop, stop = MetricStore(plan.identity), NullLogger(), None, Stop()
     try:
-        with sigterm_as_interrupt():
-            if plan.threads:
-                torch.set_num_threads(plan.threads)
-            info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused)
-            data = load_dataset(cfg.data, plan.device)
-            info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
-            validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
-            if cfg.data.get("augment"):
-                # Its own RNG stream: switching augmentation on never changes the data order.
-                g_aug = generator(cfg.seed, "augment", plan.device)
-                data.train.augment = lambda x: random_crop_flip(x, g_aug)
-
-            torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
-            model = build_model(cfg.model).to(plan.device)
-            if cfg.trainer.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-                data.train.memory_format = data.test.memory_format = torch.channels_last
-            opt = build_optimizer(cfg.optim, model)
-            sampler = BatchSampler(data.train, plan.batch_size, generator(cfg.seed, "data-order"))
-            loss_fn = LOSSES[data.task]
-            measure = Measurements(plan, model, data.test, data.task, cfg.seed)
-            info["probe_unit"] = plan.probe["unit"] if plan.probe else None
-            logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name)
-            steps = StepLog(plan.every.steps, plan.device, data.task == "classification")
-            record = Record(store, logger, steps, plan.batch_size, plan.name, plan.every.steps,
-                            run_dir / "metrics.parquet")
-            loop = Loop(plan.every, model, opt, sampler, loss_fn, plan.fused, autocast(plan.amp, plan.device),
-                        measure, StepProbes(plan, model, loss_fn), record, plan.divergence_threshold,
-                        plan.stop_on_divergence)
-            info["status"] = loop.run()
-    except KeyboardInterrupt as e:
-        info["error"] = f"interrupted ({e})" if str(e) else "interrupted"
+        with signals_stop(stop):
+            loop = build(cfg, plan, run_dir, store, stop, info)
+            logger = loop.record.logger
+            start = 0
+            if state is not None:
+                start = checkpoint.restore(state, loop)
+                log.info("[%s] resumed from step %d (%s)", plan.name, start, run_dir / checkpoint.FILE)
+            info["status"] = loop.run(start)
+    except Interrupted as e:
+        info.update(status="interrupted", error=f"interrupted: {e}")
+        log.warning("[%s] interrupted (%s): metrics and a checkpoint at step %d are in %s; the same command resumes "
+                    "from there", plan.name, e.signal, e.step, run_dir)
+        raise
+    except KeyboardInterrupt:
+        info.update(status="interrupted", error="interrupted")
         raise
     except Exception as e:
-        info["error"] = f"{type(e).__name__}: {e}"
-        info["traceback"] = traceback.format_exc()
+        info.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         raise
     finally:
+        finished = info["status"] in FINISHED
         if loop is not None:
-            info.update(loop.record.summary(loop.steps_done), timings=timings(loop))
-            torch.save(loop.model.state_dict(), run_dir / "model_final.pt")
+            info.update(loop.record.summary(loop.steps_done, finished), timings=timings(loop))
+            if finished:
+                torch.save(loop.model.state_dict(), run_dir / "model_final.pt")
+                (run_dir / checkpoint.FILE).unlink(missing_ok=True)
         info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
         store.write(run_dir / "metrics.parquet")
         write_json(run_dir / "run.json", info)
-        logger.finish(exit_code=0 if info["status"] != "failed" else 1)
+        logger.finish(exit_code=0 if finished else 1)
+        if finished:
+            log.info("[%s] %s: %s", plan.name, info["status"], run_dir)
     return info
+
+
+def build(cfg: DictConfig, plan, run_dir: Path, store: MetricStore, stop: Stop, info: dict) -> Loop:
+    """The data, model, optimiser, probes, logger and record of a run, and the loop over them."""
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused)
+    data = load_dataset(cfg.data, plan.device)
+    info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
+    validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
+    streams = {}
+    if cfg.data.get("augment"):
+        # Its own RNG stream: switching augmentation on never changes the data order.
+        g_aug = streams["augment"] = generator(cfg.seed, "augment", plan.device)
+        data.train.augment = lambda x: random_crop_flip(x, g_aug)
+
+    torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
+    model = build_model(cfg.model).to(plan.device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        data.train.memory_format = data.test.memory_format = torch.channels_last
+    opt = build_optimizer(cfg.optim, model)
+    sampler = BatchSampler(data.train, plan.batch_size, generator(cfg.seed, "data-order"))
+    streams["data-order"] = sampler.gen
+    loss_fn = LOSSES[data.task]
+    measure = Measurements(plan, model, data.test, data.task, cfg.seed)
+    info["probe_unit"] = plan.probe["unit"] if plan.probe else None
+    # One W&B run per run folder: a resumed run continues it.
+    wandb_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name, wandb_id)
+    record = Record(store, logger, StepLog(plan.every.steps, plan.device, data.task == "classification"),
+                    plan.batch_size, plan.name, plan.every.steps)
+    config = config_text(cfg)
+
+    def save(step: int) -> None:
+        checkpoint.save(run_dir / checkpoint.FILE, step, config, loop)
+        store.write(run_dir / "metrics.parquet")  # on the same cadence: a killed run keeps both
+
+    loop = Loop(plan, model, opt, sampler, loss_fn, measure, StepProbes(plan, model, loss_fn), record,
+                checkpoint.generators(model, streams), save, stop)
+    return loop
 
 
 def timings(loop: Loop) -> dict[str, float]:

@@ -85,5 +85,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def read_json(path: Path) -> dict | None:
+    """A run.json, or None when there is none (or it cannot be read: a run killed while writing one never leaves
+    half a file, but a user might)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_json(path: Path, data: dict) -> None:
     replace_atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))

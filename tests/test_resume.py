@@ -1,0 +1,136 @@
+"""A run that stops, however it stops, keeps what it measured; the same command resumes it, and the resumed run
+ends with the weights and metrics of an uninterrupted one, bit for bit on the CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import torch
+
+from tests.conftest import ROOT
+
+SHORT = ["experiment=mnist_bn", "trainer.max_steps=400", "trainer.checkpoint_every=100", "trainer.eval_every=50",
+         "trainer.probe_every=20", "trainer.progress_every=10", "logger=none"]
+
+
+def cli(run_dir, *overrides):
+    return [sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+
+
+def start_and_stop(run_dir, overrides, at_step: int, sig) -> subprocess.CompletedProcess:
+    """Start a run, send `sig` once its progress line for `at_step` appears, and wait for it to end."""
+    proc = subprocess.Popen(cli(run_dir, *overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if f"step {at_step}/" in line:
+            proc.send_signal(sig)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + rest, "")
+
+
+def same_run(a, b) -> None:
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "metrics.parquet"), pd.read_parquet(b / "metrics.parquet"))
+    wa, wb = (torch.load(d / "model_final.pt", weights_only=True) for d in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_kill_9_then_the_same_command_resumes_bitwise(tmp_path, mnist_data):
+    overrides = [*SHORT, *mnist_data["overrides"]]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(cli(whole, *overrides), check=True, capture_output=True, cwd=ROOT)
+    start_and_stop(killed, overrides, 250, signal.SIGKILL)
+    info = json.loads((killed / "run.json").read_text())
+    assert info["status"] == "running"  # what a killed run leaves: never taken for a finished one
+    assert (killed / "checkpoint.pt").is_file() and not (killed / "model_final.pt").exists()
+    assert pd.read_parquet(killed / "metrics.parquet")["step"].max() == 200  # up to its last checkpoint
+    res = subprocess.run(cli(killed, *overrides), capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and "resumed from step 200" in res.stdout + res.stderr
+    info = json.loads((killed / "run.json").read_text())
+    assert info["status"] == "completed" and info["resumed_from_step"] == 200
+    assert not (killed / "checkpoint.pt").exists()
+    same_run(whole, killed)
+
+
+def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tmp_path, mnist_data):
+    overrides = [*SHORT, *mnist_data["overrides"]]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    subprocess.run(cli(whole, *overrides), check=True, capture_output=True, cwd=ROOT)
+    res = start_and_stop(stopped, overrides, 150, signal.SIGTERM)
+    assert res.returncode == 130 and "Traceback" not in res.stdout
+    said = [line for line in res.stdout.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and "the same command resumes" in said[0] and str(stopped) in said[0]
+    info = json.loads((stopped / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["steps_done"] >= 150
+    assert "final_test_acc" not in info and "last_test_acc" in info  # nothing partial is named final
+    assert not (stopped / "model_final.pt").exists() and (stopped / "checkpoint.pt").is_file()
+    rows = pd.read_parquet(stopped / "metrics.parquet")
+    assert rows["step"].max() >= 150
+    res = subprocess.run(cli(stopped, *overrides), capture_output=True, text=True, cwd=ROOT)
+    assert f"resumed from step {info['steps_done']}" in res.stdout + res.stderr
+    same_run(whole, stopped)
+
+
+def test_a_finished_run_is_skipped_unless_forced(tmp_path, mnist_data):
+    from bnrepro.run import train
+    from tests.conftest import make_cfg, small_overrides
+
+    cfg = make_cfg(*small_overrides(mnist_data, steps=40))
+    first = train(cfg, tmp_path)
+    mtime = (tmp_path / "metrics.parquet").stat().st_mtime_ns
+    assert train(cfg, tmp_path) == first and (tmp_path / "metrics.parquet").stat().st_mtime_ns == mtime
+    again = train(make_cfg(*small_overrides(mnist_data, steps=40), "force=true"), tmp_path)
+    assert again["started_at"] >= first["started_at"] and (tmp_path / "metrics.parquet").stat().st_mtime_ns != mtime
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, mnist_data):
+    overrides = [*SHORT, *mnist_data["overrides"]]
+    start_and_stop(tmp_path, overrides, 150, signal.SIGTERM)
+    res = subprocess.run(cli(tmp_path, *overrides, "optim.lr=0.02"), capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and "holds a checkpoint of another config" in res.stderr + res.stdout
+
+
+def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_path, mnist_data):
+    from bnrepro.collect import load_runs
+    from tests.conftest import job
+
+    overrides = ["-m", *SHORT, "model.norm=none,batch", *mnist_data["overrides"]]
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:  # the first job (none) finishes; stop the second (batch) halfway
+        if "model.norm=batch" in line and "step 250/" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=120)
+    assert json.loads((job(sweep, "model.norm=batch") / "run.json").read_text())["status"] == "interrupted"
+    skipped: list[str] = []
+    _, runs = load_runs([sweep], skipped)
+    assert list(runs["variant"]) == ["none"] and len(skipped) == 1 and "(interrupted)" in skipped[0]
+
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    said = res.stdout + res.stderr
+    assert res.returncode == 0 and "already completed" in said and "resumed from step 25" in said
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.sweep.dir={whole}"],
+                   check=True, capture_output=True, cwd=ROOT)
+    for norm in ("none", "batch"):
+        same_run(job(whole, f"model.norm={norm}"), job(sweep, f"model.norm={norm}"))
+
+
+def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
+    """make -n prints the commands: where each target's results would go."""
+    def out(*args):
+        res = subprocess.run(["make", "-n", "mnist-bn", *args], capture_output=True, text=True, cwd=ROOT)
+        return [line.split("--out ")[1] for line in res.stdout.splitlines() if "--out " in line][0]
+
+    assert out("seeds=3") == "results/mnist_bn"  # the reference's own settings
+    assert out() == "results/mnist_bn-seeds1"
+    assert out("seeds=3", "ARGS=trainer.max_steps=2000").startswith("results/mnist_bn-seeds3-")
+    assert out("ARGS=trainer.max_steps=2000", "replace=1") == "results/mnist_bn"
