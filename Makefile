@@ -97,7 +97,7 @@ notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when mis
 	@$(RUN) -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe) -> results/bench/*.json (~15 minutes)
+bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, a 30-run sweep) -> results/bench/*.json (~30 minutes)
 	$(RUN) benchmarks/bench.py
 
 test: $(STAMP) ## the test suite (what CI runs), slow tests excluded

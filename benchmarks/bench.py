@@ -102,8 +102,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
-    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "compare"], help="run one part (default: all "
-                   "but compare)")
+    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "sweep", "compare"],
+                   help="run one part (default: all but compare)")
     p.add_argument("--against", type=Path, help="compare: the other checkout (its own src/ and experiments/)")
     args = p.parse_args()
     if args.only == "compare":
@@ -114,7 +114,9 @@ def main() -> None:
         landscape(args)
     if args.only in (None, "cifar"):
         cifar(args)
-    if args.only in ("cifar", "landscape"):
+    if args.only in (None, "sweep"):
+        sweep(args)
+    if args.only in ("cifar", "landscape", "sweep"):
         return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
@@ -312,6 +314,30 @@ def landscape(args) -> None:
     out.write_text(json.dumps({"rows": rows, "quick": args.quick, "torch": torch.__version__,
                                "cpu": cpu()}, indent=2) + "\n")
     print(f"  -> {out}")
+
+
+def sweep(args) -> None:
+    """The MNIST sweep users run most: 2 variants x 5 learning rates x 3 seeds = 30 runs of 50k steps, evaluation,
+    probes and W&B (offline) at their defaults, jobs side by side as make runs them. Its wall time, against the sum
+    of its runs' own wall times (what one after another would take)."""
+    steps = 500 if args.quick else 50000
+    lrs = "0.01,0.03,0.1,0.3,1"
+    print(f"[sweep] mnist_bn: norm none,batch x lr {lrs} x seeds 0,1,2, {steps} steps, hydra/launcher=parallel")
+    with tempfile.TemporaryDirectory(prefix="bnrepro-bench-") as tmp_s:
+        folder = Path(tmp_s) / "sweep"
+        wall, _ = timed([*TRAIN, "-m", "experiment=mnist_bn", "model.norm=none,batch", f"optim.lr={lrs}", "seed=0,1,2",
+                         f"trainer.max_steps={steps}", "hydra/launcher=parallel", f"hydra.sweep.dir={folder}"])
+        infos = run_infos(folder)
+    runs_s = sum(i["wall_time_s"] for i in infos)
+    statuses = {s: sum(i["status"] == s for i in infos) for s in sorted({i["status"] for i in infos})}
+    r = {"runs": len(infos), "steps": steps, "wall_s": wall, "sum_of_run_wall_times_s": runs_s,
+         "one_after_another_over_sweep": runs_s / wall, "meets_10_min": wall <= 600, "statuses": statuses,
+         "cpus": os.cpu_count(), "cpu": cpu(), "quick": args.quick}
+    out = args.out.with_name("sweep.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"  {len(infos)} runs in {wall / 60:.1f} min of wall time (target <= 10 min); their own times add up to "
+          f"{runs_s / 60:.1f} min ({runs_s / wall:.2f}x the sweep's)  -> {out}")
 
 
 def compare(args) -> None:

@@ -47,15 +47,20 @@ def run_name() -> str | None:
 
 
 class Stop:
-    """Set by a signal handler; the loop stops at the next step boundary (a checkpoint is written first)."""
+    """Set by a signal handler; the loop stops at the next step boundary (a checkpoint is written first). `chain`:
+    the handler the signal had before the run (submitit's, which requeues the job), called once the run has written
+    everything."""
 
     signal: str | None = None
+    signum: int | None = None
+    chain = None
 
 
 @contextmanager
 def signals_stop(stop: Stop):
-    """Ctrl-C, SIGTERM (a scheduler) and SIGUSR1 (SLURM, before preemption) ask the loop to stop after the current
-    step. A second Ctrl-C stops at once: the last checkpoint is what a resume then starts from."""
+    """Ctrl-C, SIGTERM (a scheduler), SIGUSR1 or SIGUSR2 (SLURM before preemption or the time limit; submitit's
+    default is USR2) ask the loop to stop after the current step. A second Ctrl-C stops at once: the last checkpoint
+    is what a resume then starts from."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -63,9 +68,12 @@ def signals_stop(stop: Stop):
     def handler(signum, frame):
         if stop.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        stop.signal = signal.Signals(signum).name
+        stop.signal, stop.signum = signal.Signals(signum).name, signum
+        chain = previous.get(signum)
+        foreign = callable(chain) and chain is not signal.default_int_handler
+        stop.chain = chain if foreign else None
 
-    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
     previous = {s: signal.signal(s, handler) for s in wanted}
     try:
         yield
@@ -144,6 +152,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         logger.finish(exit_code=0 if finished else 1)
         if finished:
             log.info("[%s] %s: %s", plan.name, info["status"], run_dir)
+        elif stop.chain is not None:  # e.g. submitit on a cluster: requeue the job, which then resumes here
+            stop.chain(stop.signum, None)
     return info
 
 
