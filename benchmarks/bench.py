@@ -48,6 +48,14 @@ def cpu() -> str:
     return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
+def write_result(args, name: str, result: dict) -> Path:
+    """results/bench/<name>.json (beside --out)."""
+    out = args.out.with_name(f"{name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out
+
+
 def run_infos(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("run.json"))]
 
@@ -246,9 +254,7 @@ def cifar(args) -> None:
     b, p = bare["timings"]["train_loop_s"], probed["timings"]["train_loop_s"]
     r = {"steps": steps, "batch_size": 128, "bare_images_per_s": steps * 128 / b, "probed_images_per_s": steps * 128 / p,
          "probe_overhead_share": (p - b) / b, "probe_s": probed["timings"]["probe_s"], "quick": args.quick}
-    out = args.out.with_name("cifar.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
+    out = write_result(args, "cifar", r)
     print(f"  CIFAR (small CPU config) {r['bare_images_per_s']:8.0f} images/s bare, {r['probed_images_per_s']:.0f} with "
           f"probes: probe overhead {r['probe_overhead_share']:.1%}  -> {out}")
 
@@ -309,10 +315,7 @@ def landscape(args) -> None:
                          torch.randint(0, 10, (128,)), F.cross_entropy, eta_grid(0.1, 0.5, 4, 8), "cuda", n))
     else:
         print("  no GPU here: the full-width VGG case (the one `landscape_every: 1` is for) is not measured")
-    out = args.out.with_name("landscape.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "quick": args.quick, "torch": torch.__version__,
-                               "cpu": cpu()}, indent=2) + "\n")
+    out = write_result(args, "landscape", {"rows": rows, "quick": args.quick, "torch": torch.__version__, "cpu": cpu()})
     print(f"  -> {out}")
 
 
@@ -333,9 +336,7 @@ def sweep(args) -> None:
     r = {"runs": len(infos), "steps": steps, "wall_s": wall, "sum_of_run_wall_times_s": runs_s,
          "one_after_another_over_sweep": runs_s / wall, "meets_10_min": wall <= 600, "statuses": statuses,
          "cpus": os.cpu_count(), "cpu": cpu(), "quick": args.quick}
-    out = args.out.with_name("sweep.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
+    out = write_result(args, "sweep", r)
     print(f"  {len(infos)} runs in {wall / 60:.1f} min of wall time (target <= 10 min); their own times add up to "
           f"{runs_s / 60:.1f} min ({runs_s / wall:.2f}x the sweep's)  -> {out}")
 
@@ -371,9 +372,7 @@ def compare(args) -> None:
          "cpu": cpu(),
          **{name: {"commit": commit(root), **best[name]} for name, root in checkouts.items()},
          "ratio_this_over_against": {case: best["this"][case] / best["against"][case] for case in best["this"]}}
-    out = args.out.with_name("compare.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(r, indent=2) + "\n")
+    out = write_result(args, "compare", r)
     for case, ratio in r["ratio_this_over_against"].items():
         print(f"  {case.removesuffix('_s'):16s} this {best['this'][case]:7.1f} s, against {best['against'][case]:7.1f} s:"
               f" {ratio:.2f}x the time")
