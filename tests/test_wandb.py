@@ -8,11 +8,11 @@ from pathlib import Path
 from tests.conftest import run_cli
 
 
-def wandb_history(run_file: Path):
-    """Decode W&B's offline run file (LevelDB-style log of protobuf records) into history rows."""
+def wandb_records(run_file: Path):
+    """Decode W&B's offline run file (LevelDB-style log of protobuf records)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    data, pos, buf, rows = run_file.read_bytes(), 7, b"", []
+    data, pos, buf = run_file.read_bytes(), 7, b""
     assert data[:4] == b":W&B"
     records = []
     while pos + 7 <= len(data):
@@ -34,9 +34,13 @@ def wandb_history(run_file: Path):
     for raw in records:
         r = pb.Record()
         r.ParseFromString(raw)
-        if r.WhichOneof("record_type") == "history":
-            rows.append({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in r.history.item})
-    return rows
+        yield r
+
+
+def wandb_history(run_file: Path):
+    """The history rows of an offline run file."""
+    return [{"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in r.history.item}
+            for r in wandb_records(run_file) if r.WhichOneof("record_type") == "history"]
 
 
 def _run_files(run_dir: Path):
@@ -90,3 +94,14 @@ def test_step_probe_metrics_reach_wandb(tmp_path):
                 "landscape/gpred_max"):
         assert key in rows[-1], key
     assert "train/acc" not in rows[-1] and "ics/layer3/cos" not in rows[0]
+
+
+def test_a_sweeps_runs_sit_side_by_side_named_by_their_overrides(tmp_path, mnist_data):
+    """`wandb beta leet <sweep>/wandb` browses them together (one wandb/ folder for the sweep)."""
+    res = run_cli("-m", "experiment=mnist_bn", "model.norm=none,batch", "trainer.max_steps=20",
+                  f"hydra.sweep.dir={tmp_path}", *mnist_data["overrides"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    files = _run_files(tmp_path)
+    assert len(files) == 2
+    names = {r.run.display_name for f in files for r in wandb_records(f) if r.WhichOneof("record_type") == "run"}
+    assert names == {"model.norm=none,trainer.max_steps=20", "model.norm=batch,trainer.max_steps=20"}

@@ -46,6 +46,18 @@ def run_name() -> str | None:
         return None
 
 
+def sweep_dir() -> Path | None:
+    """The sweep folder, when Hydra launched this job as part of a sweep."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    except (ImportError, ValueError):
+        return None
+
+
 class Stop:
     """Set by a signal handler; the loop stops at the next step boundary (a checkpoint is written first). `chain`:
     the handler the signal had before the run (submitit's, which requeues the job), called once the run has written
@@ -182,9 +194,11 @@ def build(cfg: DictConfig, plan, run_dir: Path, store: MetricStore, stop: Stop, 
     loss_fn = LOSSES[data.task]
     measure = Measurements(plan, model, data.test, data.task, cfg.seed)
     info["probe_unit"] = plan.probe["unit"] if plan.probe else None
-    # One W&B run per run folder: a resumed run continues it.
+    # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
+    # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.
     wandb_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
-    logger = build_logger(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name, wandb_id)
+    logger = build_logger(cfg.logger, sweep_dir() or run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name,
+                          wandb_id)
     record = Record(store, logger, StepLog(plan.every.steps, plan.device, data.task == "classification"),
                     plan.batch_size, plan.name, plan.every.steps)
     config = config_text(cfg)
