@@ -134,3 +134,19 @@ def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
     assert out() == "results/mnist_bn-seeds1"
     assert out("seeds=3", "ARGS=trainer.max_steps=2000").startswith("results/mnist_bn-seeds3-")
     assert out("ARGS=trainer.max_steps=2000", "replace=1") == "results/mnist_bn"
+
+
+def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path, mnist_data):
+    from omegaconf import OmegaConf
+
+    from bnrepro.paths import NOT_COMPUTED
+    from bnrepro.run import train
+    from tests.conftest import CONFIGS, make_cfg, small_overrides
+
+    listed = OmegaConf.load(CONFIGS / "train.yaml").hydra.job.config.override_dirname.exclude_keys
+    assert tuple(listed) == NOT_COMPUTED
+    first = train(make_cfg(*small_overrides(mnist_data, steps=40)), tmp_path)
+    # Found again through its folder with a key that changes nothing computed: skipped, not refused.
+    again = train(make_cfg(*small_overrides(mnist_data, steps=40), "trainer.progress_every=5", "trainer.threads=1"),
+                  tmp_path)
+    assert again == first

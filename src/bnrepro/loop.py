@@ -7,7 +7,6 @@ import math
 import time
 from functools import reduce
 from math import gcd
-
 from typing import Callable
 
 from bnrepro.evaluation import Measurements, StepProbes, autocast
@@ -17,7 +16,7 @@ from bnrepro.record import Record
 
 
 class Interrupted(Exception):
-    """A signal (Ctrl-C, SIGTERM, SIGUSR1) stopped the run at a step boundary, after a checkpoint."""
+    """A signal (Ctrl-C, SIGTERM, SIGUSR1, SIGUSR2) stopped the run at a step boundary, after a checkpoint."""
 
     def __init__(self, signal: str, step: int):
         super().__init__(f"{signal} at step {step}")

@@ -24,6 +24,14 @@ def default_data_root() -> str:
     return str(SHARED_DATA if SHARED_DATA.is_dir() else PROJECT_ROOT / "data")
 
 
+# Overrides that change nothing a run computes (where things are, how it is shown or launched): left out of its
+# folder's name (configs/train.yaml lists them as override_dirname's exclude_keys; a test keeps the two equal) and out
+# of the config a run found again is compared on (run.config_text).
+NOT_COMPUTED = ("experiment", "hydra.sweep.dir", "hydra.run.dir", "hydra/launcher", "trainer.threads", "force",
+                "fresh", "logger", "logger.mode", "data.root", "data.cache_dir", "data.download", "data.allow_unofficial",
+                "trainer.progress_every", "trainer.checkpoint_every")
+
+
 def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
     """runs/<this>/...: the experiment config's name; fresh=true adds the time, for a folder no run has used."""
     name = str(experiment) if experiment else "default"

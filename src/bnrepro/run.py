@@ -1,7 +1,7 @@
 """One run: its folder and files, its status, signals, the device, and the objects the loop is built from.
 
 run.json exists from the start (status `running`) and ends `completed`, `diverged`, `interrupted` or `failed`. The
-loop checkpoints every trainer.checkpoint_every steps and when a signal comes (Ctrl-C, SIGTERM, SIGUSR1); running
+loop checkpoints every trainer.checkpoint_every steps and when a signal comes (Ctrl-C, SIGTERM, SIGUSR1/2); running
 the same command again resumes from the checkpoint, and a finished run is skipped unless force=true."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
+from bnrepro.paths import NOT_COMPUTED
 from bnrepro.plan import resolve
 from bnrepro.record import Record, StepLog
 from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
@@ -95,9 +96,15 @@ def signals_stop(stop: Stop):
 
 
 def config_text(cfg: DictConfig) -> str:
-    """The config a checkpoint belongs to (force is how the run was asked for, not what it is)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    c.pop("force", None)
+    """What a run computes, as text: its config without the keys that change nothing computed (where things are, how
+    the run is shown or launched). The same keys are left out of its folder's name (paths.NOT_COMPUTED), so a run
+    found again by its folder is compared on what it computes."""
+    c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key in NOT_COMPUTED:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(c, parent) if parent else c
+        if isinstance(node, DictConfig) and leaf in node:
+            del node[leaf]
     return OmegaConf.to_yaml(c)
 
 
@@ -110,16 +117,16 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Run one job, or resume or skip it; return its run.json content. A bad config value raises ConfigError
     before anything is written; any later failure raises after writing what the run has."""
     plan = resolve(cfg, run_name())
-    run_dir = Path(run_dir)
+    run_dir, config = Path(run_dir), config_text(cfg)
     previous = read_json(run_dir / "run.json")
     if previous and previous.get("status") in FINISHED and not cfg.force:
-        if stored_config(run_dir) != config_text(cfg):
+        if stored_config(run_dir) != config:
             raise ConfigError(f"{run_dir} holds a finished run of another config: force=true trains this one there, "
                               "fresh=true in a new folder")
         log.info("[%s] already %s in %s: skipped (force=true trains it again)", plan.name, previous["status"], run_dir)
         return previous
     state = None if cfg.force else checkpoint.load(run_dir / checkpoint.FILE)
-    if state is not None and state["config"] != config_text(cfg):
+    if state is not None and state["config"] != config:
         raise ConfigError(f"{run_dir} holds a checkpoint of another config: force=true starts this run again there, "
                           "fresh=true starts it in a new folder")
     t_start = time.perf_counter()
@@ -133,7 +140,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     store, logger, loop, stop = MetricStore(plan.identity), NullLogger(), None, Stop()
     try:
         with signals_stop(stop):
-            loop = build(cfg, plan, run_dir, store, stop, info)
+            loop = build(cfg, plan, run_dir, config, store, stop, info)
             logger = loop.record.logger
             start = 0
             if state is not None:
@@ -169,7 +176,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     return info
 
 
-def build(cfg: DictConfig, plan, run_dir: Path, store: MetricStore, stop: Stop, info: dict) -> Loop:
+def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore, stop: Stop, info: dict) -> Loop:
     """The data, model, optimiser, probes, logger and record of a run, and the loop over them."""
     if plan.threads:
         torch.set_num_threads(plan.threads)
@@ -201,7 +208,6 @@ def build(cfg: DictConfig, plan, run_dir: Path, store: MetricStore, stop: Stop, 
                           wandb_id)
     record = Record(store, logger, StepLog(plan.every.steps, plan.device, data.task == "classification"),
                     plan.batch_size, plan.name, plan.every.steps)
-    config = config_text(cfg)
 
     def save(step: int) -> None:
         checkpoint.save(run_dir / checkpoint.FILE, step, config, loop)
