@@ -33,7 +33,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn ics landscape dln lp-norm figures report notebooks bench test \
+.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -80,6 +80,11 @@ lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar F
 	$(SWEEP) experiment=$(if $(full),lp_norm_full,lp_norm) $(CIFAR_DATA) hydra.sweep.dir=runs/make/lp_norm-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/lp_norm-$(TAG) --out results/lp_norm$(SUFFIX)
 	$(FIGURES) lp_norm$(SUFFIX)
+
+cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, ~1 h on 2 CPU cores -> results/cifar_bn_cpu/
+	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/cifar_bn_cpu-$(TAG) --out results/cifar_bn_cpu$(SUFFIX)
+	$(FIGURES) cifar_bn_cpu$(SUFFIX)
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Figs 3b, 5, 10, 11, 13) -> results/dln/
 	$(SWEEP) experiment=dln hydra.sweep.dir=runs/make/dln-$(TAG)/lr1e-6 $(ARGS)
