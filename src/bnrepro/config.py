@@ -102,6 +102,11 @@ def validate(cfg: DictConfig) -> None:
         for key in ("features", "n_train", "n_test"):
             _number(cfg, f"data.{key}", low=1, integer=True)
         _number(cfg, "data.seed", low=0, integer=True)
+        for key in ("x_std", "a_std"):
+            if key in cfg.data:
+                _number(cfg, f"data.{key}", low=0, low_open=True)
+        if cfg.data.get("target_loss") is not None:
+            _number(cfg, "data.target_loss", low=0, low_open=True)
     if t.probe_every:
         _number(cfg, "probe.batch_size", low=2, integer=True)
         _number(cfg, "probe.unit", low=0, integer=True)
