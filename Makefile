@@ -33,7 +33,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-lr-sweep cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -55,6 +55,11 @@ mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> result
 	$(SWEEP) experiment=mnist_bn hydra.sweep.dir=runs/make/mnist_bn-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/mnist_bn-$(TAG) --out results/mnist_bn$(SUFFIX)
 	$(FIGURES) mnist_bn$(SUFFIX)
+
+mnist-ioffe: $(STAMP) ## MNIST MLP at the settings Ioffe & Szegedy's curves imply (make search-mnist-ioffe) -> results/mnist_ioffe/
+	$(SWEEP) experiment=mnist_ioffe hydra.sweep.dir=runs/make/mnist_ioffe-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_ioffe-$(TAG) --out results/mnist_ioffe$(SUFFIX)
+	$(FIGURES) mnist_ioffe$(SUFFIX)
 
 mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
 	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/make/mnist_lr_sweep-$(TAG) $(ARGS)
@@ -94,6 +99,12 @@ dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Fi
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py
+
+search-dln-scale: $(STAMP) ## the deep linear network's unstated data scales, ranked against the paper's losses -> results/search/dln_scale/
+	$(RUN) experiments/search.py dln_scale
+
+search-mnist-ioffe: $(STAMP) ## MNIST lr, momentum and init sigma, ranked against Ioffe & Szegedy Fig 1 -> results/search/mnist_ioffe/
+	$(RUN) experiments/search.py mnist_ioffe
 
 report: $(STAMP) ## results/REPORT.md: every claim of configs/claims.yaml judged from the stored metrics (no training)
 	$(RUN) experiments/report.py
