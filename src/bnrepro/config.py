@@ -80,6 +80,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch, a sigmoid, tanh or "
                           "relu activation, a classification dataset and trainer.amp=null (auto uses it where it "
                           "applies)")
+    _flag(cfg, "trainer.tf32")
     _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
@@ -175,6 +176,11 @@ def _validate_step_probes(cfg: DictConfig, n_layers: int) -> None:
     """The probes that measure the optimisation step itself (ICS, loss landscape)."""
     _number(cfg, "trainer.ics_every", low=0, integer=True)
     _number(cfg, "trainer.landscape_every", low=0, integer=True)
+    if cfg.trainer.amp and (cfg.trainer.ics_every or cfg.trainer.landscape_every):
+        # Both probes take gradients through the whole network again (the landscape's vmap of grad over BatchNorm),
+        # where bf16 autocast meets open upstream bugs and rounds what the probe measures.
+        raise ConfigError(f"trainer.amp={cfg.trainer.amp} cannot be used with trainer.ics_every/landscape_every: the "
+                          "step probes measure in float32 (trainer.amp=null)")
     if cfg.trainer.ics_every:
         layers = cfg.ics.layers
         if layers is not None and (isinstance(layers, (str, int)) or not all(

@@ -32,6 +32,14 @@ def cross_entropy_sum_or_mean(out: torch.Tensor, y: torch.Tensor, reduction: str
     return F.nll_loss(torch.log_softmax(out.t().contiguous(), 0).t(), y, reduction=reduction)
 
 
+def clock(device: torch.device) -> float:
+    """time.perf_counter() once the device's queued work is done: on a GPU each phase's time is then its own, not
+    that of whichever phase syncs first."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def autocast(amp: str | None, device: torch.device):
     """trainer.amp as a context-manager factory: bf16 autocast, or nothing."""
     if amp == "bf16":
@@ -71,23 +79,23 @@ class Measurements:
 
     def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, seed: int):
         self.model, self.test, self.task, self.chunk = model, test, task, plan.eval_batch_size
-        self.autocast = autocast(plan.amp, plan.device)
+        self.autocast, self.device = autocast(plan.amp, plan.device), plan.device
         self.probe = activation_probe(plan, model, test, seed)
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self) -> dict[str, float]:
-        t0 = time.perf_counter()
+        t0 = clock(self.device)
         with self.autocast():
             result = evaluate(self.model, self.test, self.chunk, self.task)
-        self.eval_s += time.perf_counter() - t0
+        self.eval_s += clock(self.device) - t0
         return result
 
     def activations(self, deltas: bool = False) -> dict[str, float]:
         """The probe's percentiles (and moments); with deltas, the change of its moments since the last probe."""
-        t0 = time.perf_counter()
-        with self.autocast():
-            result = self.probe.deltas() if deltas else self.probe()
-        self.probe_s += time.perf_counter() - t0
+        # Outside autocast: in bf16 the percentiles and moment deltas would be rounded to ~3 significant digits.
+        t0 = clock(self.device)
+        result = self.probe.deltas() if deltas else self.probe()
+        self.probe_s += clock(self.device) - t0
         return result
 
 
@@ -114,18 +122,18 @@ class StepProbes:
         self.ics = ICSProbe(model, loss_fn, plan.ics_layers, self.replay, amp) if plan.every.ics else None
         self.landscape = (LandscapeProbe(model, loss_fn, plan.etas, plan.landscape_batched, self.replay, amp)
                           if plan.every.landscape else None)
-        self.seconds = 0.0
+        self.seconds, self.device = 0.0, plan.device
 
     def before_update(self, x: torch.Tensor, y: torch.Tensor, ics: bool, landscape: bool) -> dict[str, float]:
-        t0 = time.perf_counter()
+        t0 = clock(self.device)
         values = self.landscape(x, y) if landscape else {}
         if ics:
             self.ics.before_step()
-        self.seconds += time.perf_counter() - t0
+        self.seconds += clock(self.device) - t0
         return values
 
     def after_update(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        t0 = time.perf_counter()
+        t0 = clock(self.device)
         values = self.ics.after_step(x, y)
-        self.seconds += time.perf_counter() - t0
+        self.seconds += clock(self.device) - t0
         return values

@@ -9,7 +9,7 @@ from functools import reduce
 from math import gcd
 from typing import Callable
 
-from bnrepro.evaluation import Measurements, StepProbes, autocast
+from bnrepro.evaluation import Measurements, StepProbes, autocast, clock
 from bnrepro.models import fused_loss_and_grad
 from bnrepro.plan import Plan
 from bnrepro.record import Record
@@ -29,7 +29,7 @@ class Loop:
         """streams: every RNG stream training draws from (checkpointed); checkpoint(step) writes one; stop.signal
         is set by a signal handler, and the loop stops at the next step boundary."""
         self.every, self.model, self.opt, self.sampler, self.loss_fn = plan.every, model, opt, sampler, loss_fn
-        self.fused, self.autocast = plan.fused, autocast(plan.amp, plan.device)
+        self.fused, self.autocast, self.device = plan.fused, autocast(plan.amp, plan.device), plan.device
         self.measure, self.step_probes, self.record = measure, step_probes, record
         self.streams, self.checkpoint, self.stop = streams, checkpoint, stop
         self.steps_done = 0
@@ -48,7 +48,7 @@ class Loop:
         model.train()
         if start == 0:
             self.between_steps(0)
-        t0 = self.record.started = time.perf_counter()  # the loop's clock starts after the step-0 measurements
+        t0 = self.record.started = clock(self.device)  # the loop's clock starts after the step-0 measurements
         try:
             for step in range(start + 1, every.steps + 1):
                 ics, landscape = every.due(every.ics, step), every.due(every.landscape, step)
@@ -79,11 +79,11 @@ class Loop:
             return "completed" if self.record.diverged_at is None else "diverged"
         finally:
             self.record.steps.reduce()
-            self.seconds["train_loop_s"] = time.perf_counter() - t0
+            self.seconds["train_loop_s"] = clock(self.device) - t0
 
     def between_steps(self, step: int) -> bool:
         """The rows, evaluation, probes and logging due after `step` (0: before the first). False: stop here."""
-        t0 = time.perf_counter()
+        t0 = clock(self.device)
         e, record, measure = self.every, self.record, self.measure
         last = step == e.steps
         healthy, exploded = True, None
@@ -105,7 +105,7 @@ class Loop:
         stop = not healthy or bool(exploded and self.stop_on_divergence)
         if not healthy or exploded:
             record.diverged(step, "non-finite loss" if not healthy else exploded, stopping=stop)
-        self.seconds["log_s"] += time.perf_counter() - t0
+        self.seconds["log_s"] += clock(self.device) - t0
         return not stop
 
     def explosion(self, loss: float) -> str | None:

@@ -29,15 +29,18 @@ class FlatSGD:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.momentum, self.dampening = lr, momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
+        # Each parameter keeps its memory layout (channels_last stays channels_last): its slice of the buffer holds
+        # its values in memory order, and the view restores its shape and strides.
+        orders = [memory_order(p) for p in self.params]
         with torch.no_grad():
-            self.flat = torch.cat([p.detach().reshape(-1) for p in self.params])
+            self.flat = torch.cat([p.detach().permute(o).reshape(-1) for p, o in zip(self.params, orders)])
         self.grad = torch.zeros_like(self.flat)
         offset = 0
-        for p in self.params:
+        for p, order in zip(self.params, orders):
             n = p.numel()
-            p.data = self.flat[offset : offset + n].view_as(p)
+            p.data = _view(self.flat[offset : offset + n], p, order)
             # Autograd accumulates in place into an existing .grad, so backward() writes straight into the buffer.
-            p.grad = self.grad[offset : offset + n].view_as(p)
+            p.grad = _view(self.grad[offset : offset + n], p, order)
             offset += n
         self.momentum_buffer: torch.Tensor | None = None
 
@@ -59,6 +62,16 @@ class FlatSGD:
 
     def state_dict(self) -> dict:
         return {"lr": self.lr, "momentum_buffer": self.momentum_buffer}
+
+
+def memory_order(t: torch.Tensor) -> list[int]:
+    """t's dimensions from the outermost in memory to the innermost (0..n-1 for a contiguous tensor)."""
+    return sorted(range(t.dim()), key=lambda d: (-t.stride(d), d))
+
+
+def _view(chunk: torch.Tensor, like: torch.Tensor, order: list[int]) -> torch.Tensor:
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return chunk.view([like.shape[d] for d in order]).permute(inverse)
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> FlatSGD:

@@ -54,9 +54,11 @@ class Plan:
     stop_on_divergence: bool  # a non-finite loss always stops
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, model: str = "vgg") -> torch.device:
+    """auto: a GPU where there is one, for the convolutional model only. The MLP and the deep linear network are
+    small enough that a CPU core runs them about as fast, and there their numbers are the reference results'."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() and model == "vgg" else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available (use device=auto or device=cpu)")
     return torch.device(name)
@@ -81,7 +83,7 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     ls = cfg.landscape
     # trainer.threads=null: one thread for the MLP on a CPU, whose small products run faster on one thread than on
     # two (docs/speed.md) and then give the numbers of `make`'s one-thread jobs; torch's choice otherwise.
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.model.name)
     return Plan(
         name=name or f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}",
         identity={"experiment": cfg.experiment_name, "variant": cfg.model.norm, "lr": float(cfg.optim.lr),

@@ -163,7 +163,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         if loop is not None:
             info.update(loop.record.summary(loop.steps_done, finished), timings=timings(loop))
             if finished:
-                torch.save(loop.model.state_dict(), run_dir / "model_final.pt")
+                # On the CPU: a GPU run's weights then load anywhere (and VGG-16's are not kept as 59 MB of CUDA tensors).
+                torch.save({k: v.cpu() for k, v in loop.model.state_dict().items()}, run_dir / "model_final.pt")
                 (run_dir / checkpoint.FILE).unlink(missing_ok=True)
         info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
         store.write(run_dir / "metrics.parquet")
@@ -180,7 +181,11 @@ def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore,
     """The data, model, optimiser, probes, logger and record of a run, and the loop over them."""
     if plan.threads:
         torch.set_num_threads(plan.threads)
-    info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused)
+    if plan.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.trainer.tf32)
+    info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused,
+                amp=plan.amp, tf32=bool(cfg.trainer.tf32) and plan.device.type == "cuda",
+                channels_last=bool(cfg.trainer.channels_last))
     data = load_dataset(cfg.data, plan.device)
     info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
     validate_against_data(cfg, len(data.train), len(data.test), data.in_features)

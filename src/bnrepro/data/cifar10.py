@@ -9,6 +9,7 @@ full-size lossy copy); it is extracted once into data.cache_dir, never beside th
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import shutil
@@ -34,8 +35,18 @@ def official_md5s() -> dict[str, str]:
 def _extract(archive: Path, cache_dir: Path) -> Path:
     """Unpack `archive` once into the cache (keyed by its SHA-256); return the folder above cifar-10-batches-py."""
     target = cache_dir / "cifar10" / _file_digest(archive, "sha256")[:16]
+    if (target / ".complete").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One job extracts; parallel jobs wait for it and then find the folder complete.
+    with open(target.with_name(f"{target.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _extract_locked(archive, target)
+
+
+def _extract_locked(archive: Path, target: Path) -> Path:
     if not (target / ".complete").is_file():
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # parallel jobs may extract at once
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # what a killed extraction leaves behind
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             with tarfile.open(archive) as tar:

@@ -77,7 +77,8 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
         track = self.track_running_stats
         a = F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
                          None, None, True, self.momentum, self.eps)
-        s, m, _, _ = self.sample_noise(a.shape, a.device, a.dtype)
+        # Drawn in float32 under autocast too: bf16 would round the noise itself (its r = 0.1 spreads to ~1e-2).
+        s, m, _, _ = self.sample_noise(a.shape, a.device, torch.float32)
         per_channel = [1, -1] + [1] * (x.dim() - 2)
         weight, bias = self.weight.view(per_channel), self.bias.view(per_channel)
         if self.position == "pre_affine":

@@ -1,0 +1,94 @@
+"""Get a checkout ready for a bare GPU machine (no hydra, no network, files in pieces of at most ~60 MB).
+
+    python gpu/prepare.py            # .whl/ (the pure-Python packages it lacks) and .gpu_data/ (CIFAR-10 in pieces)
+
+On the GPU machine, gpu/smoke.py installs the wheels into /tmp/site and rebuilds the data from the pieces, checking
+each piece and each rebuilt file by its SHA-256. docs/gpu.md says how to carry them there.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+# What the GPU image lacks, at the versions pyproject.toml pins (hydra's parallel launcher included; W&B is not
+# needed there: the logger is none or offline).
+WHEELS = ["hydra-core==1.3.8", "omegaconf==2.3.1", "hydra-joblib-launcher==1.2.0"]
+SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python, published as a source archive: built into a wheel here
+PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux2014_x86_64"]
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wheels(out: Path) -> None:
+    out.mkdir(exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM, "-d", str(out), *WHEELS],
+                   check=True)
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(out), *SDIST_ONLY], check=True)
+    print(f"wheels -> {out}: {', '.join(sorted(p.name for p in out.glob('*.whl')))}")
+
+
+def pieces(folder: Path, out: Path, size: int) -> None:
+    """Every file of `folder` cut into pieces of at most `size` bytes, one subfolder per carry (out/part-K/), with
+    SHA256SUMS for the pieces and FILES.sha256 for the whole files."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    part, used = 0, 0
+    sums, files = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        files.append(f"{sha256(path)}  {path.name}")
+        with open(path, "rb") as f:
+            k = 0
+            while True:
+                if used >= size:
+                    part, used = part + 1, 0
+                chunk = f.read(size - used)
+                if not chunk:
+                    break
+                name = f"part-{part}/{path.name}.{k:03d}"
+                (out / name).parent.mkdir(exist_ok=True)
+                (out / name).write_bytes(chunk)
+                sums.append(f"{hashlib.sha256(chunk).hexdigest()}  {name}")
+                used, k = used + len(chunk), k + 1
+    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    (out / "FILES.sha256").write_text("\n".join(files) + "\n")
+    parts = sorted(out.glob("part-*"))
+    print(f"data -> {out}: {len(files)} files in {len(sums)} pieces, {len(parts)} parts of <= {size / 1e6:g} MB")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archive", default="cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz",
+                   help="data.archive to carry (relative to the data root); '' carries none")
+    p.add_argument("--piece-mb", type=int, default=45, help="the largest part (the tree itself is ~13 MB of 64 MiB)")
+    p.add_argument("--no-wheels", action="store_true")
+    args = p.parse_args()
+    if not args.no_wheels:
+        wheels(ROOT / ".whl")
+    if args.archive:
+        from omegaconf import OmegaConf
+
+        from bnrepro.data import locate_cifar10
+        from bnrepro.paths import default_data_root
+
+        cfg = OmegaConf.create({"root": default_data_root(), "archive": args.archive, "allow_unofficial": True,
+                                "cache_dir": os.environ.get("BNREPRO_CACHE", str(Path.home() / ".cache/bnrepro"))})
+        base, _ = locate_cifar10(cfg)
+        pieces(base / "cifar-10-batches-py", ROOT / ".gpu_data", args.piece_mb * 1_000_000)
+
+
+if __name__ == "__main__":
+    main()

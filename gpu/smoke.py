@@ -1,0 +1,225 @@
+"""Run bnrepro on a bare GPU machine: receive the data, check every GPU path in minutes, then the full protocols.
+
+On the GPU machine, from the checkout (python3 there is 3.12 with torch; no hydra, no network):
+
+    python3 gpu/smoke.py --receive          # each call that carries a part of .gpu_data/: check it, keep it
+    python3 gpu/smoke.py --budget-s 600     # wheels, data, smoke stage, then the full runs until the budget ends
+
+Each stage runs under a timeout that ends it with SIGTERM, so its runs still write their metrics (status
+'interrupted'). What comes back ($OUT, or --out): every run's run.json, metrics.parquet and config, and summary.md,
+a one-screen table of every stage. Checked on a CPU with `--device cpu --tiny` (tests/test_gpu_runner.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIECES = ROOT / ".gpu_data"
+DATA = Path("/tmp/bnrepro-data")  # the rebuilt CIFAR-10 (cifar-10-batches-py/), kept while the machine is warm
+SITE = Path("/tmp/site")
+KEEP = ("run.json", "metrics.parquet", "config_resolved.yaml")
+
+# The smoke stage: every GPU path at a few steps. (label, overrides, steps)
+SMOKE = [
+    ("vgg-fp32", ["experiment=cifar_bn", "model.norm=batch"], 30),
+    ("vgg-bf16-channels_last", ["experiment=cifar_bn", "model.norm=batch", "trainer.amp=bf16",
+                                "trainer.channels_last=true"], 30),
+    ("vgg-noisy_bn", ["experiment=cifar_bn", "model.norm=noisy_batch"], 30),
+    ("landscape-vmap", ["experiment=landscape_full", "landscape.batched=true"], 10),
+    ("landscape-loop", ["experiment=landscape_full", "landscape.batched=false"], 10),
+    ("ics", ["experiment=ics_full", "trainer.ics_every=5"], 10),
+    ("lp_norm", ["experiment=lp_norm_full", "model.norm=l1"], 20),
+    ("mlp-cuda", ["experiment=mnist_bn", "device=cuda"], 200),
+]
+# The full protocols, in the order they matter; each a multirun whose jobs share the GPU.
+FULL = [
+    ("cifar_bn", ["experiment=cifar_bn", "model.norm=none,batch,noisy_batch", "optim.lr=0.1,0.5"]),
+    ("cifar_bn-bf16-channels_last", ["experiment=cifar_bn", "model.norm=batch", "optim.lr=0.1", "trainer.amp=bf16",
+                                     "trainer.channels_last=true"]),
+    ("landscape_full", ["experiment=landscape_full", "trainer.landscape_every=10"]),
+    ("ics_full", ["experiment=ics_full"]),
+    ("lp_norm_full", ["experiment=lp_norm_full"]),
+]
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def receive(pieces: Path = PIECES, data: Path = DATA) -> list[str]:
+    """Check the pieces this call carried against SHA256SUMS and keep them under data/pieces; once every piece is
+    there, rebuild the files and check each against FILES.sha256. Returns what is still missing."""
+    sums = dict(reversed(line.split("  ", 1)) for line in (pieces / "SHA256SUMS").read_text().split("\n") if line)
+    kept = data / "pieces"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(pieces / "SHA256SUMS", kept / "SHA256SUMS")
+    shutil.copy(pieces / "FILES.sha256", kept / "FILES.sha256")
+    for name, digest in sums.items():
+        here = pieces / name
+        if here.is_file():
+            if sha256(here) != digest:
+                raise SystemExit(f"smoke: error: {name} arrived corrupt (SHA-256 differs); carry it again")
+            (kept / Path(name).name).write_bytes(here.read_bytes())
+    missing = [n for n, d in sums.items() if not (kept / Path(n).name).is_file()]
+    if missing:
+        return missing
+    folder = data / "cifar-10-batches-py"
+    folder.mkdir(exist_ok=True)
+    for line in (kept / "FILES.sha256").read_text().split("\n"):
+        if not line:
+            continue
+        digest, name = line.split("  ", 1)
+        parts = sorted(kept.glob(f"{name}.[0-9][0-9][0-9]"))
+        with open(folder / name, "wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+        if sha256(folder / name) != digest:
+            raise SystemExit(f"smoke: error: {name} rebuilt from {len(parts)} pieces fails its SHA-256")
+    return []
+
+
+def install_wheels() -> dict:
+    """The environment the runs get: the carried wheels on PYTHONPATH when hydra is missing, and src/."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
+    paths = [str(ROOT / "src")]
+    try:
+        import hydra  # noqa: F401
+    except ImportError:
+        wheels = sorted((ROOT / ".whl").glob("*.whl"))
+        if not wheels:
+            raise SystemExit("smoke: error: hydra is missing and .whl/ holds no wheels (python gpu/prepare.py)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                        "--no-cache-dir", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
+        paths.append(str(SITE))
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def run_stage(args, env, label: str, overrides: list[str], timeout: float, multirun: bool) -> dict:
+    """One train.py call under a timeout that sends SIGTERM (the runs checkpoint and write metrics), then SIGKILL."""
+    folder = args.work / label
+    cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), *(["-m"] if multirun else []), *overrides,
+           f"device={args.device}", "logger=none", *args.data_overrides]
+    cmd += ([f"hydra.sweep.dir={folder}", "hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.jobs}"]
+            if multirun else [f"hydra.run.dir={folder}"])
+    t0 = time.perf_counter()
+    with open(args.work / f"{label}.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=max(timeout, 1))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                rc = proc.wait()
+            rc = f"{rc} (timeout)"
+    return {"label": label, "rc": rc, "seconds": round(time.perf_counter() - t0, 1), "runs": summarise(folder),
+            "log": str(args.work / f"{label}.log")}
+
+
+def summarise(folder: Path) -> list[dict]:
+    rows = []
+    for info_file in sorted(folder.rglob("run.json")):
+        info = json.loads(info_file.read_text())
+        steps, loop = info.get("steps_done") or 0, (info.get("timings") or {}).get("train_loop_s")
+        rows.append({"run": str(info_file.parent.relative_to(folder)) or ".", "status": info.get("status"),
+                     "steps": steps, "ms_per_step": round(1000 * loop / steps, 2) if loop and steps else None,
+                     "test_acc": info.get("final_test_acc", info.get("last_test_acc")),
+                     "wall_s": info.get("wall_time_s"), "device": info.get("device"), "amp": info.get("amp"),
+                     "tf32": info.get("tf32"), "channels_last": info.get("channels_last")})
+    return rows
+
+
+def table(stages: list[dict]) -> str:
+    lines = ["| stage | rc | s | run | status | steps | ms/step | test acc |", "|---|---|---|---|---|---|---|---|"]
+    for s in stages:
+        for i, r in enumerate(s["runs"] or [{}]):
+            head = [s["label"], str(s["rc"]), str(s["seconds"])] if i == 0 else ["", "", ""]
+            acc = r.get("test_acc")
+            lines.append("| " + " | ".join(head + [r.get("run", "(no run.json)"), str(r.get("status", "")),
+                                                   str(r.get("steps", "")), str(r.get("ms_per_step", "")),
+                                                   f"{acc:.4f}" if isinstance(acc, float) else ""]) + " |")
+    return "\n".join(lines)
+
+
+def collect(work: Path, out: Path) -> None:
+    """The small files of every run (no checkpoints, no weights), under out/runs/."""
+    for path in work.rglob("*"):
+        if path.is_file() and (path.name in KEEP or path.suffix == ".log"):
+            target = out / "runs" / path.relative_to(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--receive", action="store_true", help="only check and keep the data pieces this call carried")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--budget-s", type=float, default=600, help="wall time for everything; stages end before it")
+    p.add_argument("--smoke-only", action="store_true")
+    p.add_argument("--tiny", action="store_true", help="a few steps everywhere (checking this script on a CPU)")
+    p.add_argument("--jobs", type=int, default=6, help="jobs side by side on the one GPU in the full stage")
+    p.add_argument("--data-root", type=Path, help="a folder with cifar-10-batches-py/ (default: rebuilt pieces)")
+    p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "runs" / "gpu")))
+    args = p.parse_args()
+    t_end = time.perf_counter() + args.budget_s
+    if args.receive:
+        missing = receive()
+        print(f"smoke: data {'complete: ' + str(DATA) if not missing else f'still missing {len(missing)} pieces'}")
+        return
+    root = args.data_root
+    if root is None:
+        missing = receive() if (PIECES / "SHA256SUMS").is_file() else ["(no .gpu_data/)"]
+        if missing:
+            raise SystemExit(f"smoke: error: CIFAR-10 incomplete, missing {missing[:3]}...; carry the rest of "
+                             ".gpu_data/ or give --data-root")
+        root = DATA
+    args.data_overrides = [f"data.root={root}", "data.allow_unofficial=true"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work = Path("/tmp/bnrepro-gpu-runs") if args.out != ROOT / "runs" / "gpu" else args.out
+    args.work.mkdir(parents=True, exist_ok=True)
+    env = install_wheels()
+    tiny = ["trainer.max_steps=3", "trainer.eval_every=3", "model.width=0.125"] if args.tiny else []
+    stages = []
+    for label, overrides, steps in SMOKE:
+        if label == "mlp-cuda" and args.device != "cuda":
+            continue
+        stages.append(run_stage(args, env, f"smoke-{label}", overrides + [f"trainer.max_steps={steps}"] + tiny,
+                                min(180, t_end - time.perf_counter() - 30), multirun=False))
+    stages.append(run_stage(args, env, "smoke-parallel", ["experiment=cifar_bn", "model.norm=none,batch",
+                                                          "trainer.max_steps=20", *tiny],
+                            min(180, t_end - time.perf_counter() - 30), multirun=True))
+    print(table(stages), flush=True)
+    if not args.smoke_only:
+        for label, overrides in FULL:
+            left = t_end - time.perf_counter() - 90  # SIGTERM, the runs' last writes and the copy need this
+            if left < 60:
+                stages.append({"label": label, "rc": "not started (budget)", "seconds": 0, "runs": []})
+                continue
+            stages.append(run_stage(args, env, label, overrides + tiny, left, multirun=True))
+    summary = "# GPU runs\n\n" + table(stages) + "\n"
+    (args.out / "summary.md").write_text(summary)
+    (args.out / "stages.json").write_text(json.dumps(stages, indent=1, default=str))
+    if args.work != args.out:
+        collect(args.work, args.out)
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The GPU runner (gpu/), checked on the CPU: data in pieces, and the stages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"gpu_{name}", ROOT / "gpu" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pieces_round_trip_and_checks(tmp_path):
+    prepare, smoke = load("prepare"), load("smoke")
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("data_batch_1", 2500), ("batches.meta", 100), ("test_batch", 1000)):
+        (src / name).write_bytes(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+    pieces = tmp_path / "pieces"
+    prepare.pieces(src, pieces, 1000)
+    parts = sorted(p.name for p in pieces.glob("part-*"))
+    assert len(parts) == 4 and all(sum(f.stat().st_size for f in (pieces / p).iterdir()) <= 1000 for p in parts)
+
+    # The parts arrive one call at a time; the data is rebuilt once all are there.
+    carried = tmp_path / "carried"
+    data = tmp_path / "data"
+    for i, part in enumerate(parts):
+        shutil_copy_tree(pieces, carried, keep=part)
+        missing = smoke.receive(carried, data)
+        assert bool(missing) == (i < len(parts) - 1)
+    for name in ("data_batch_1", "batches.meta", "test_batch"):
+        assert (data / "cifar-10-batches-py" / name).read_bytes() == (src / name).read_bytes()
+
+    # A piece damaged on the way is refused, by name.
+    shutil_copy_tree(pieces, carried, keep=parts[0])
+    victim = next((carried / parts[0]).iterdir())
+    victim.write_bytes(b"x" + victim.read_bytes()[1:])
+    with pytest.raises(SystemExit, match=victim.name):
+        smoke.receive(carried, tmp_path / "data2")
+
+
+def shutil_copy_tree(pieces, carried, keep: str) -> None:
+    """What one call carries: the sums, and one part."""
+    import shutil
+
+    shutil.rmtree(carried, ignore_errors=True)
+    carried.mkdir()
+    for name in ("SHA256SUMS", "FILES.sha256"):
+        shutil.copy(pieces / name, carried / name)
+    shutil.copytree(pieces / keep, carried / keep)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "cifar-10-batches-py").is_dir(), reason="needs ../shared/datasets")
+def test_smoke_stage_on_cpu(tmp_path):
+    """Every stage of the smoke run, at 3 steps on the CPU: each ends completed, and the summary names them all."""
+    import subprocess
+
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, str(ROOT / "gpu" / "smoke.py"), "--device", "cpu", "--tiny", "--smoke-only",
+                    "--data-root", str(SHARED), "--out", str(out)], check=True, cwd=ROOT, timeout=900)
+    stages = json.loads((out / "stages.json").read_text())
+    assert [s["label"] for s in stages][-1] == "smoke-parallel"
+    runs = [r for s in stages for r in s["runs"]]
+    assert len(runs) >= 10 and {r["status"] for r in runs} == {"completed"}
+    assert (out / "runs" / "smoke-vgg-fp32" / "metrics.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_stage_timeout_ends_runs_with_their_metrics(tmp_path, mnist_data):
+    """A stage past its time gets SIGTERM: its run stops at a step boundary as 'interrupted', metrics written."""
+    import argparse
+
+    smoke = load("smoke")
+    args = argparse.Namespace(work=tmp_path, device="cpu", jobs=1,
+                              data_overrides=mnist_data["overrides"])
+    env = smoke.install_wheels()
+    stage = smoke.run_stage(args, env, "long", ["experiment=mnist_bn", "trainer.max_steps=1000000"], 20,
+                            multirun=False)
+    assert "timeout" in str(stage["rc"])
+    [run] = stage["runs"]
+    assert run["status"] == "interrupted" and run["steps"] > 0
+    assert (tmp_path / "long" / "metrics.parquet").is_file()
