@@ -13,7 +13,6 @@ a one-screen table of every stage. Checked on a CPU with `--device cpu --tiny` (
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare import sha256  # noqa: E402  (standard library only, like this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 PIECES = ROOT / ".gpu_data"
@@ -50,14 +52,6 @@ FULL = [
     ("ics_full", ["experiment=ics_full"]),
     ("lp_norm_full", ["experiment=lp_norm_full"]),
 ]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def receive(pieces: Path = PIECES, data: Path = DATA) -> list[str]:
