@@ -86,7 +86,7 @@ lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar F
 	$(COLLECT) runs/make/lp_norm-$(TAG) --out results/lp_norm$(SUFFIX)
 	$(FIGURES) lp_norm$(SUFFIX)
 
-cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, ~1 h on 2 CPU cores -> results/cifar_bn_cpu/
+cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, 2 h or more on 2 CPU cores -> results/cifar_bn_cpu/
 	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/cifar_bn_cpu-$(TAG) --out results/cifar_bn_cpu$(SUFFIX)
 	$(FIGURES) cifar_bn_cpu$(SUFFIX)
