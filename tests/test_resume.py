@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import torch
 
 from tests.conftest import ROOT
@@ -150,3 +151,21 @@ def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path
     again = train(make_cfg(*small_overrides(mnist_data, steps=40), "trainer.progress_every=5", "trainer.threads=1"),
                   tmp_path)
     assert again == first
+
+
+def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
+    """A finished run whose stored config predates an added key (paths.ADDED_KEYS) is skipped, not refused, when the
+    key is at the value that computes what the run computed; at another value it is another config."""
+    from omegaconf import OmegaConf
+
+    from bnrepro import ConfigError
+    from bnrepro.run import train
+    from tests.conftest import make_cfg, small_overrides
+
+    first = train(make_cfg(*small_overrides(mnist_data, steps=20)), tmp_path)
+    stored = OmegaConf.load(tmp_path / "config_resolved.yaml")
+    del stored.trainer["tf32"]  # as a run made before trainer.tf32 existed wrote it
+    (tmp_path / "config_resolved.yaml").write_text(OmegaConf.to_yaml(stored))
+    assert train(make_cfg(*small_overrides(mnist_data, steps=20)), tmp_path) == first
+    with pytest.raises(ConfigError, match="another config"):
+        train(make_cfg(*small_overrides(mnist_data, steps=20), "trainer.tf32=true"), tmp_path)

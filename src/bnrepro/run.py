@@ -28,7 +28,7 @@ from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
-from bnrepro.paths import NOT_COMPUTED
+from bnrepro.paths import ADDED_KEYS, NOT_COMPUTED
 from bnrepro.plan import resolve
 from bnrepro.record import Record, StepLog
 from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
@@ -100,7 +100,8 @@ def config_text(cfg: DictConfig) -> str:
     the run is shown or launched). The same keys are left out of its folder's name (paths.NOT_COMPUTED), so a run
     found again by its folder is compared on what it computes."""
     c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for key in NOT_COMPUTED:
+    added = [k for k, v in ADDED_KEYS.items() if OmegaConf.select(c, k, default=v) == v]
+    for key in (*NOT_COMPUTED, *added):
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(c, parent) if parent else c
         if isinstance(node, DictConfig) and leaf in node:
