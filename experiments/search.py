@@ -39,8 +39,8 @@ def main() -> None:
         if subprocess.run(cmd, cwd=PROJECT_ROOT).returncode:
             sys.exit("search: error: a run failed (the ranking needs every run; running again resumes)")
     from bnrepro.collect import load_runs
-    metrics, _ = load_runs([runs])
-    scores = score(metrics, run_settings([runs], list(search.grid)), search)
+    metrics, finished = load_runs([runs])
+    scores = score(metrics, run_settings([runs], list(search.grid), finished.run_id), search)
     out.mkdir(parents=True, exist_ok=True)
     scores.to_csv(out / "scores.csv", index=False)
     (out / "README.md").write_text(markdown(scores, search))

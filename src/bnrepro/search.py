@@ -17,25 +17,17 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from bnrepro.collect import load_runs
+from bnrepro.collect import find_runs
 
 
-def run_settings(roots: list[Path], keys: list[str]) -> pd.DataFrame:
-    """run_id and the value of each config key (dotted) of every finished run under roots."""
-    _, runs = load_runs(roots)
+def run_settings(roots: list[Path], keys: list[str], run_ids) -> pd.DataFrame:
+    """run_id and the value of each config key (dotted) of these runs (collect.load_runs's ids) under roots."""
+    folders = dict(find_runs(roots))
     rows = []
-    for run_id, folder in zip(runs.run_id, [_folder(roots, r) for r in runs.run_id]):
-        cfg = OmegaConf.load(folder / "config_resolved.yaml")
+    for run_id in run_ids:
+        cfg = OmegaConf.load(folders[run_id] / "config_resolved.yaml")
         rows.append({"run_id": run_id, **{k: OmegaConf.select(cfg, k) for k in keys}})
     return pd.DataFrame(rows)
-
-
-def _folder(roots: list[Path], run_id: str) -> Path:
-    sweep, _, job = run_id.partition("/")
-    for root in roots:
-        if Path(root).name == sweep and (Path(root) / job).is_dir():
-            return Path(root) / job
-    raise FileNotFoundError(run_id)
 
 
 def target_value(metrics: pd.DataFrame, run_ids: list[str], target: DictConfig) -> float:
