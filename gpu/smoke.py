@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -71,19 +72,29 @@ def receive(pieces: Path = PIECES, data: Path = DATA) -> list[str]:
     missing = [n for n, d in sums.items() if not (kept / Path(n).name).is_file()]
     if missing:
         return missing
-    folder = data / "cifar-10-batches-py"
-    folder.mkdir(exist_ok=True)
     for line in (kept / "FILES.sha256").read_text().split("\n"):
         if not line:
             continue
         digest, name = line.split("  ", 1)
+        target = rebuilt(data, name)
+        target.parent.mkdir(exist_ok=True)
         parts = sorted(kept.glob(f"{name}.[0-9][0-9][0-9]"))
-        with open(folder / name, "wb") as out:
+        with open(target, "wb") as out:
             for part in parts:
                 out.write(part.read_bytes())
-        if sha256(folder / name) != digest:
+        if sha256(target) != digest:
             raise SystemExit(f"smoke: error: {name} rebuilt from {len(parts)} pieces fails its SHA-256")
     return []
+
+
+def rebuilt(data: Path, name: str) -> Path:
+    """Where a carried file lands: an archive beside the pieces (data.archive), CIFAR's batches in their folder."""
+    return data / name if ".tar" in name else data / "cifar-10-batches-py" / name
+
+
+def data_overrides(root: Path) -> list[str]:
+    archives = sorted(root.glob("*.tar*"))
+    return [f"data.root={root}", "data.allow_unofficial=true"] + ([f"data.archive={archives[0]}"] if archives else [])
 
 
 def install_wheels() -> dict:
@@ -103,28 +114,45 @@ def install_wheels() -> dict:
     return env
 
 
-def run_stage(args, env, label: str, overrides: list[str], timeout: float, multirun: bool) -> dict:
-    """One train.py call under a timeout that sends SIGTERM (the runs checkpoint and write metrics), then SIGKILL."""
+def start_stage(args, env, label: str, overrides: list[str], multirun: bool) -> dict:
+    """One train.py call in its own process group, so that a timeout can SIGTERM all of its jobs."""
     folder = args.work / label
+    data = [] if any(o.startswith("data.root=") for o in overrides) else args.data_overrides
     cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), *(["-m"] if multirun else []), *overrides,
-           f"device={args.device}", "logger=none", *args.data_overrides]
+           f"device={args.device}", "logger=none", *data]
     cmd += ([f"hydra.sweep.dir={folder}", "hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.jobs}"]
             if multirun else [f"hydra.run.dir={folder}"])
-    t0 = time.perf_counter()
-    with open(args.work / f"{label}.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(args.work / f"{label}.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return {"label": label, "folder": folder, "proc": proc, "log": log, "t0": time.perf_counter()}
+
+
+def finish_stages(started: list[dict], deadline: float) -> list[dict]:
+    """Wait for stages that run side by side; at `deadline` SIGTERM the rest (the runs checkpoint and write their
+    metrics), and SIGKILL whatever still runs a minute later."""
+    for s in started:
         try:
-            rc = proc.wait(timeout=max(timeout, 1))
+            s["rc"] = s["proc"].wait(timeout=max(deadline - time.perf_counter(), 1))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(s["proc"].pid, signal.SIGTERM)
+            s["timeout"] = True
+    for s in started:
+        if s.get("timeout"):
             try:
-                rc = proc.wait(timeout=60)
+                rc = s["proc"].wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
-            rc = f"{rc} (timeout)"
-    return {"label": label, "rc": rc, "seconds": round(time.perf_counter() - t0, 1), "runs": summarise(folder),
-            "log": str(args.work / f"{label}.log")}
+                os.killpg(s["proc"].pid, signal.SIGKILL)
+                rc = s["proc"].wait()
+            s["rc"] = f"{rc} (timeout)"
+        s["log"].close()
+    return [{"label": s["label"], "rc": s["rc"], "seconds": round(time.perf_counter() - s["t0"], 1),
+             "runs": summarise(s["folder"]), "log": s["log"].name} for s in started]
+
+
+def run_stage(args, env, label: str, overrides: list[str], timeout: float, multirun: bool) -> dict:
+    """One stage on its own, under a timeout."""
+    [stage] = finish_stages([start_stage(args, env, label, overrides, multirun)], time.perf_counter() + timeout)
+    return stage
 
 
 def summarise(folder: Path) -> list[dict]:
@@ -152,13 +180,18 @@ def table(stages: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def collect(work: Path, out: Path) -> None:
-    """The small files of every run (no checkpoints, no weights), under out/runs/."""
-    for path in work.rglob("*"):
-        if path.is_file() and (path.name in KEEP or path.suffix == ".log"):
-            target = out / "runs" / path.relative_to(work)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
+def collect(work: Path, out: Path, stages: list[dict]) -> None:
+    """The small files of every run (no checkpoints, no weights), one tar.gz per full stage and one for the smoke
+    stage: what comes back from the GPU machine is a few flat files, not a tree."""
+    groups: dict[str, list[str]] = {}
+    for s in stages:
+        groups.setdefault("smoke" if s["label"].startswith("smoke-") else s["label"], []).append(s["label"])
+    for group, labels in groups.items():
+        with tarfile.open(out / f"runs-{group}.tar.gz", "w:gz") as tar:
+            for label in labels:
+                for path in sorted((work / label).rglob("*")) + [work / f"{label}.log"]:
+                    if path.is_file() and (path.name in KEEP or path.suffix == ".log"):
+                        tar.add(path, arcname=str(path.relative_to(work)))
 
 
 def main() -> None:
@@ -169,7 +202,10 @@ def main() -> None:
     p.add_argument("--smoke-only", action="store_true")
     p.add_argument("--tiny", action="store_true", help="a few steps everywhere (checking this script on a CPU)")
     p.add_argument("--jobs", type=int, default=6, help="jobs side by side on the one GPU in the full stage")
-    p.add_argument("--data-root", type=Path, help="a folder with cifar-10-batches-py/ (default: rebuilt pieces)")
+    p.add_argument("--together", type=int, default=2, help="full stages that start with the smoke stage")
+    p.add_argument("--smoke-s", type=float, default=180, help="the smoke stage's time limit")
+    p.add_argument("--data-root", type=Path,
+                   help="a folder with cifar-10-batches-py/ or a CIFAR tarball (default: the rebuilt pieces)")
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "runs" / "gpu")))
     args = p.parse_args()
     t_end = time.perf_counter() + args.budget_s
@@ -184,34 +220,37 @@ def main() -> None:
             raise SystemExit(f"smoke: error: CIFAR-10 incomplete, missing {missing[:3]}...; carry the rest of "
                              ".gpu_data/ or give --data-root")
         root = DATA
-    args.data_overrides = [f"data.root={root}", "data.allow_unofficial=true"]
+    args.data_overrides = data_overrides(root)
     args.out.mkdir(parents=True, exist_ok=True)
     args.work = Path("/tmp/bnrepro-gpu-runs") if args.out != ROOT / "runs" / "gpu" else args.out
+    if args.work != args.out:
+        shutil.rmtree(args.work, ignore_errors=True)  # runs of an earlier call on a warm machine are not this one's
     args.work.mkdir(parents=True, exist_ok=True)
     env = install_wheels()
     tiny = ["trainer.max_steps=3", "trainer.eval_every=3", "model.width=0.125"] if args.tiny else []
-    stages = []
-    for label, overrides, steps in SMOKE:
-        if label == "mlp-cuda" and args.device != "cuda":
-            continue
-        stages.append(run_stage(args, env, f"smoke-{label}", overrides + [f"trainer.max_steps={steps}"] + tiny,
-                                min(180, t_end - time.perf_counter() - 30), multirun=False))
-    stages.append(run_stage(args, env, "smoke-parallel", ["experiment=cifar_bn", "model.norm=none,batch",
-                                                          "trainer.max_steps=20", *tiny],
-                            min(180, t_end - time.perf_counter() - 30), multirun=True))
+    # GPU time is the scarce thing: the smoke stage's processes and the first full stages (Fig 1's grid, and the
+    # bf16/channels_last run to compare with its float32 run) all start at once and share the GPU.
+    mnist = PIECES if (PIECES / "MNIST" / "raw").is_dir() else args.data_root
+    smoke = [start_stage(args, env, f"smoke-{label}", overrides + [f"trainer.max_steps={steps}"] + tiny
+                         + ([f"data.root={mnist}"] if label == "mlp-cuda" else []), False)
+             for label, overrides, steps in SMOKE if not (label == "mlp-cuda" and (args.device != "cuda" or not mnist))]
+    smoke.append(start_stage(args, env, "smoke-parallel", ["experiment=cifar_bn", "model.norm=none,batch",
+                                                            "trainer.max_steps=20", *tiny], True))
+    full = [] if args.smoke_only else FULL
+    first = [start_stage(args, env, label, overrides + tiny, True) for label, overrides in full[:args.together]]
+    stages = finish_stages(smoke, min(time.perf_counter() + args.smoke_s, t_end - 90))
     print(table(stages), flush=True)
-    if not args.smoke_only:
-        for label, overrides in FULL:
-            left = t_end - time.perf_counter() - 90  # SIGTERM, the runs' last writes and the copy need this
-            if left < 60:
-                stages.append({"label": label, "rc": "not started (budget)", "seconds": 0, "runs": []})
-                continue
-            stages.append(run_stage(args, env, label, overrides + tiny, left, multirun=True))
+    stages += finish_stages(first, t_end - 90)  # SIGTERM, the runs' last writes and the copy need the 90 s
+    for label, overrides in full[args.together:]:
+        left = t_end - time.perf_counter() - 90
+        if left < 60:
+            stages.append({"label": label, "rc": "not started (budget)", "seconds": 0, "runs": []})
+            continue
+        stages.append(run_stage(args, env, label, overrides + tiny, left, multirun=True))
     summary = "# GPU runs\n\n" + table(stages) + "\n"
     (args.out / "summary.md").write_text(summary)
     (args.out / "stages.json").write_text(json.dumps(stages, indent=1, default=str))
-    if args.work != args.out:
-        collect(args.work, args.out)
+    collect(args.work, args.out, stages)
     print(summary)
 
 

@@ -43,6 +43,7 @@ def test_pieces_round_trip_and_checks(tmp_path):
         assert bool(missing) == (i < len(parts) - 1)
     for name in ("data_batch_1", "batches.meta", "test_batch"):
         assert (data / "cifar-10-batches-py" / name).read_bytes() == (src / name).read_bytes()
+    assert smoke.data_overrides(data) == [f"data.root={data}", "data.allow_unofficial=true"]
 
     # A piece damaged on the way is refused, by name.
     shutil_copy_tree(pieces, carried, keep=parts[0])
@@ -50,6 +51,23 @@ def test_pieces_round_trip_and_checks(tmp_path):
     victim.write_bytes(b"x" + victim.read_bytes()[1:])
     with pytest.raises(SystemExit, match=victim.name):
         smoke.receive(carried, tmp_path / "data2")
+
+
+def test_an_archive_travels_whole_and_becomes_data_archive(tmp_path):
+    """The full-size copy travels as its tarball, cut in pieces: rebuilt beside the pieces, it is data.archive."""
+    prepare, smoke = load("prepare"), load("smoke")
+    tarball = tmp_path / "cifar-lossy.tar.xz"
+    tarball.write_bytes(np.random.default_rng(1).integers(0, 256, 2500, dtype=np.uint8).tobytes())
+    pieces = tmp_path / "pieces"
+    prepare.pieces(tarball, pieces, 1000)
+    parts = sorted(p.name for p in pieces.glob("part-*"))
+    assert len(parts) == 3
+    data = tmp_path / "data"
+    for part in parts:
+        shutil_copy_tree(pieces, tmp_path / "carried", keep=part)
+        missing = smoke.receive(tmp_path / "carried", data)
+    assert not missing and (data / tarball.name).read_bytes() == tarball.read_bytes()
+    assert smoke.data_overrides(data)[-1] == f"data.archive={data / tarball.name}"
 
 
 def shutil_copy_tree(pieces, carried, keep: str) -> None:
@@ -76,7 +94,12 @@ def test_smoke_stage_on_cpu(tmp_path):
     assert [s["label"] for s in stages][-1] == "smoke-parallel"
     runs = [r for s in stages for r in s["runs"]]
     assert len(runs) >= 10 and {r["status"] for r in runs} == {"completed"}
-    assert (out / "runs" / "smoke-vgg-fp32" / "metrics.parquet").is_file()
+    import tarfile
+
+    with tarfile.open(out / "runs-smoke.tar.gz") as tar:  # what comes back: flat files, the runs packed
+        names = tar.getnames()
+    assert "smoke-vgg-fp32/metrics.parquet" in names and "smoke-parallel.log" in names
+    assert sorted(p.name for p in out.iterdir()) == ["runs-smoke.tar.gz", "stages.json", "summary.md"]
 
 
 @pytest.mark.slow
