@@ -3,7 +3,8 @@
     python experiments/collect.py runs/make/mnist_bn-seeds3 --out results/mnist_bn
 
 Finished runs (completed or diverged) are collected; runs still running, interrupted, failed or without a run.json
-are left out and named.
+are left out and named. --partial also collects interrupted runs, up to the step where they stopped (runs.csv
+keeps their status): for a protocol that could not run to its end.
 """
 
 import argparse
@@ -16,10 +17,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run or sweep folders (searched for run.json)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--partial", action="store_true", help="also runs stopped before their last step")
     args = p.parse_args()
     skipped: list[str] = []
     try:
-        metrics, runs = write_results(args.runs, args.out, skipped)
+        metrics, runs = write_results(args.runs, args.out, skipped, args.partial)
     except FileNotFoundError as e:
         raise SystemExit(f"collect: {e}")
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")

@@ -134,19 +134,55 @@ def finish_stages(started: list[dict], deadline: float) -> list[dict]:
         try:
             s["rc"] = s["proc"].wait(timeout=max(deadline - time.perf_counter(), 1))
         except subprocess.TimeoutExpired:
-            os.killpg(s["proc"].pid, signal.SIGTERM)
             s["timeout"] = True
+    late = [s for s in started if s.get("timeout")]
+    # The runs first: a multirun's launcher process, signalled with them, exits at once, and its pool then kills
+    # the workers that are still writing their last checkpoint and metrics (seen on the GPU: a run left 'running').
+    workers = [pid for s in late for pid in group_members(s["proc"].pid) if pid != s["proc"].pid]
+    for pid in workers:
+        signal_quietly(pid, signal.SIGTERM)
+    t_stop = time.perf_counter() + 60
+    while any(Path(f"/proc/{pid}").exists() and not zombie(pid) for pid in workers) and time.perf_counter() < t_stop:
+        time.sleep(0.5)
+    for s in late:
+        signal_quietly(s["proc"].pid, signal.SIGTERM, group=True)
+        try:
+            rc = s["proc"].wait(timeout=max(t_stop - time.perf_counter(), 5))
+        except subprocess.TimeoutExpired:
+            signal_quietly(s["proc"].pid, signal.SIGKILL, group=True)
+            rc = s["proc"].wait()
+        s["rc"] = f"{rc} (timeout)"
     for s in started:
-        if s.get("timeout"):
-            try:
-                rc = s["proc"].wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(s["proc"].pid, signal.SIGKILL)
-                rc = s["proc"].wait()
-            s["rc"] = f"{rc} (timeout)"
         s["log"].close()
     return [{"label": s["label"], "rc": s["rc"], "seconds": round(time.perf_counter() - s["t0"], 1),
              "runs": summarise(s["folder"]), "log": s["log"].name} for s in started]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of a process group (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the command name: state, ppid, pgrp
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def signal_quietly(pid: int, sig: int, group: bool = False) -> None:
+    try:
+        (os.killpg if group else os.kill)(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def run_stage(args, env, label: str, overrides: list[str], timeout: float, multirun: bool) -> dict:

@@ -103,17 +103,18 @@ def test_smoke_stage_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
-def test_stage_timeout_ends_runs_with_their_metrics(tmp_path, mnist_data):
-    """A stage past its time gets SIGTERM: its run stops at a step boundary as 'interrupted', metrics written."""
+@pytest.mark.parametrize("multirun", [False, True])
+def test_stage_timeout_ends_runs_with_their_metrics(tmp_path, mnist_data, multirun):
+    """A stage past its time gets SIGTERM: its runs stop at a step boundary as 'interrupted', metrics written; in a
+    multirun the workers are signalled before the launcher, which would otherwise take them down mid-write."""
     import argparse
 
     smoke = load("smoke")
-    args = argparse.Namespace(work=tmp_path, device="cpu", jobs=1,
-                              data_overrides=mnist_data["overrides"])
+    args = argparse.Namespace(work=tmp_path, device="cpu", jobs=1, data_overrides=mnist_data["overrides"])
     env = smoke.install_wheels()
-    stage = smoke.run_stage(args, env, "long", ["experiment=mnist_bn", "trainer.max_steps=1000000"], 20,
-                            multirun=False)
+    stage = smoke.run_stage(args, env, "long", ["experiment=mnist_bn", "trainer.max_steps=1000000"], 25,
+                            multirun=multirun)
     assert "timeout" in str(stage["rc"])
     [run] = stage["runs"]
     assert run["status"] == "interrupted" and run["steps"] > 0
-    assert (tmp_path / "long" / "metrics.parquet").is_file()
+    assert len(list((tmp_path / "long").rglob("metrics.parquet"))) == 1

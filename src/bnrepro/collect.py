@@ -18,6 +18,10 @@ THRESHOLDS = (0.90, 0.95, 0.97)
 
 
 KEPT = ("completed", "diverged")  # what a result is made of; a running, interrupted or failed run is not one
+# With partial=True, runs stopped before their last step count too (up to where they stopped; runs.csv says so):
+# for a protocol that could not be run to its end, such as a GPU lease that ran out. A run that still says
+# 'running' was stopped without its last write; its metrics go up to its last checkpoint.
+PARTIAL = KEPT + ("interrupted", "running")
 
 
 def find_runs(roots: list[Path]) -> list[tuple[str, Path]]:
@@ -30,14 +34,15 @@ def find_runs(roots: list[Path]) -> list[tuple[str, Path]]:
     return runs
 
 
-def load_runs(roots: list[Path], skipped: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All metric rows and one row of run.json facts per finished run (completed or diverged). Runs still running,
-    interrupted, failed or without a run.json are left out, each named in `skipped` with why."""
+def load_runs(roots: list[Path], skipped: list[str] | None = None,
+              partial: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All metric rows and one row of run.json facts per finished run (completed or diverged; with `partial`, also
+    interrupted ones). Other runs are left out, each named in `skipped` with why."""
     frames, infos = [], []
     for run_id, run in find_runs(roots):
         info = read_json(run / "run.json")
         status = info.get("status") if info else "no run.json"
-        if status not in KEPT:
+        if status not in (PARTIAL if partial else KEPT):
             if skipped is not None:
                 skipped.append(f"{run_id} ({status})")
             continue
@@ -135,9 +140,9 @@ def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = None) -> tuple[pd.DataFrame,
-                                                                                              pd.DataFrame]:
-    metrics, runs = load_runs(roots, skipped)
+def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = None,
+                  partial: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    metrics, runs = load_runs(roots, skipped, partial)
     if runs.empty:
         raise FileNotFoundError(f"no finished run under {', '.join(map(str, roots))}: {', '.join(skipped or [])}")
     out_dir = Path(out_dir)
