@@ -33,7 +33,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -65,6 +65,21 @@ mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and witho
 	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/make/mnist_lr_sweep-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/mnist_lr_sweep-$(TAG) --out results/mnist_lr_sweep$(SUFFIX)
 	$(FIGURES) mnist_lr_sweep$(SUFFIX)
+
+mnist-norm-position: $(STAMP) ## MNIST MLP, BN before vs after each sigmoid (article §C.2.6) -> results/mnist_norm_position/
+	$(SWEEP) experiment=mnist_norm_position hydra.sweep.dir=runs/make/mnist_norm_position-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_norm_position-$(TAG) --out results/mnist_norm_position$(SUFFIX)
+	$(FIGURES) mnist_norm_position$(SUFFIX)
+
+mnist-layernorm: $(STAMP) ## MNIST MLP, no norm vs BN vs LayerNorm (article §C.2.5) -> results/mnist_layernorm/
+	$(SWEEP) experiment=mnist_layernorm hydra.sweep.dir=runs/make/mnist_layernorm-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_layernorm-$(TAG) --out results/mnist_layernorm$(SUFFIX)
+	$(FIGURES) mnist_layernorm$(SUFFIX)
+
+mnist-affine: $(STAMP) ## MNIST MLP, BN with vs without gamma/beta, and their values over training -> results/mnist_affine/
+	$(SWEEP) experiment=mnist_affine hydra.sweep.dir=runs/make/mnist_affine-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_affine-$(TAG) --out results/mnist_affine$(SUFFIX)
+	$(FIGURES) mnist_affine$(SUFFIX)
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/make/cifar_bn-$(TAG) $(ARGS)

@@ -31,6 +31,9 @@ from tests.conftest import make_cfg, run_cli, small_overrides
     ("mnist_bn", "data.sparse_eval=1", "data.sparse_eval"),
     ("mnist_bn", "trainer.divergence_threshold=1", "trainer.divergence_threshold"),
     ("mnist_bn", "trainer.stop_on_divergence=maybe", "trainer.stop_on_divergence"),
+    ("mnist_bn", "model.norm_position=middle", "model.norm_position"),
+    ("mnist_bn", "model.affine=maybe", "model.affine"),
+    ("mnist_bn", "probe.affine=1", "probe.affine"),
     # the optimisation probes and lp norms, on the deep linear network
     ("dln", "model.norm=l3", "model.norm"),
     ("dln", "ics.layers=[1,5]", "ics.layers"),
@@ -76,7 +79,8 @@ def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("override,key", [
-    ("model.norm=layer", "model.norm"),
+    ("model.norm=group", "model.norm"),
+    ("model.norm_position=after", "model.norm_position"),
     ("model.noise.position=middle", "model.noise.position"),
     ("model.noise.n_sigma=0.5", "model.noise.n_sigma"),
     ("model.width=0", "model.width"),

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from bnrepro import ConfigError
 from bnrepro.models import ACTIVATIONS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
+from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -77,9 +78,9 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "trainer.amp", {None, "bf16"})
     _choice(cfg, "trainer.fused_step", {"auto", True, False})
     if t.fused_step is True and not fused_applies(cfg):
-        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch, a sigmoid, tanh or "
-                          "relu activation, a classification dataset and trainer.amp=null (auto uses it where it "
-                          "applies)")
+        raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch (before the "
+                          "activation, with its scale and shift), a sigmoid, tanh or relu activation, a classification "
+                          "dataset and trainer.amp=null (auto uses it where it applies)")
     _flag(cfg, "trainer.tf32")
     _flag(cfg, "trainer.channels_last")
     if t.channels_last and cfg.model.name != "vgg":
@@ -115,6 +116,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"probe.unit={cfg.probe.unit} must be < the narrowest layer's width ({min(widths)})")
         _choice(cfg, "probe.bn_stats", {"batch", "running"})
         _flag(cfg, "probe.moments")
+        if "affine" in cfg.probe:
+            _flag(cfg, "probe.affine")
         layers = cfg.probe.layers
         taps = [f"layer{i}" for i in range(1, len(widths) + 1)]  # the names models' taps() give their layers
         if layers is not None and (isinstance(layers, str) or not all(n in taps for n in layers)):
@@ -164,6 +167,16 @@ def _validate_norm(cfg: DictConfig) -> None:
     _choice(cfg, "model.norm", set(NORMS))
     _number(cfg, "model.bn_eps", low=0, low_open=True)
     _number(cfg, "model.bn_momentum", low=0, high=1)
+    if "norm_position" in cfg.model:
+        _choice(cfg, "model.norm_position", set(NORM_POSITIONS))
+        if cfg.model.norm_position != "pre" and cfg.model.norm == "none":
+            raise ConfigError(f"model.norm_position={cfg.model.norm_position} places a normalisation, and "
+                              "model.norm=none has none: choose a model.norm, or leave model.norm_position=pre")
+    if "affine" in cfg.model:
+        _flag(cfg, "model.affine")
+        if not cfg.model.affine and cfg.model.norm not in WITH_AFFINE:
+            raise ConfigError(f"model.affine=false removes the learned scale and shift of "
+                              f"{' or '.join(WITH_AFFINE)}; model.norm={cfg.model.norm} has none to remove")
     if "noise" in cfg.model:
         _choice(cfg, "model.noise.position", set(POSITIONS))
         _number(cfg, "model.noise.n_mu", low=0)
@@ -216,5 +229,6 @@ def fused_applies(cfg: DictConfig) -> bool:
 
     m = cfg.model
     return (m.name == "mlp" and m.norm in ("none", "batch") and m.get("activation") in FUSED_ACTIVATIONS
+            and m.get("norm_position", "pre") == "pre" and m.get("affine", True)
             and TASKS.get(cfg.data.get("format")) == "classification" and not cfg.trainer.amp)
 

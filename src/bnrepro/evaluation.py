@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from bnrepro.data import Split, generator, to_csr
 from bnrepro.plan import Plan
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay
+from bnrepro.probes.affine import affine_values
 
 
 def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,6 +82,7 @@ class Measurements:
         self.model, self.test, self.task, self.chunk = model, test, task, plan.eval_batch_size
         self.autocast, self.device = autocast(plan.amp, plan.device), plan.device
         self.probe = activation_probe(plan, model, test, seed)
+        self.affine = plan.probe if plan.probe and plan.probe["affine"] else None
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self) -> dict[str, float]:
@@ -95,6 +97,8 @@ class Measurements:
         # Outside autocast: in bf16 the percentiles and moment deltas would be rounded to ~3 significant digits.
         t0 = clock(self.device)
         result = self.probe.deltas() if deltas else self.probe()
+        if self.affine and not deltas:
+            result.update(affine_values(self.model, self.affine["unit"], self.affine["qs"]))
         self.probe_s += clock(self.device) - t0
         return result
 

@@ -33,7 +33,8 @@ NOT_COMPUTED = ("experiment", "hydra.sweep.dir", "hydra.run.dir", "hydra/launche
 # Keys added after runs were made, with the value under which a run computes what it computed before the key
 # existed. At that value a key is left out of the config a run found again is compared on, so a finished run is
 # still skipped and an interrupted one still resumes.
-ADDED_KEYS = {"trainer.tf32": False, "data.x_std": 1.0, "data.a_std": 1.0, "data.target_loss": None}
+ADDED_KEYS = {"trainer.tf32": False, "data.x_std": 1.0, "data.a_std": 1.0, "data.target_loss": None,
+              "model.norm_position": "pre", "model.affine": True, "probe.affine": False}
 
 
 def experiment_folder(experiment: str | None, fresh: bool = False) -> str:

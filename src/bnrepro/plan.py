@@ -64,6 +64,17 @@ def resolve_device(name: str, model: str = "vgg") -> torch.device:
     return torch.device(name)
 
 
+def variant(model: DictConfig) -> str:
+    """What the figures and the report group runs by: the norm, and where it differs from the papers' placement
+    (after the activation) or lacks its scale and shift. The papers' own variants keep their plain names."""
+    name = str(model.norm)
+    if model.get("norm_position", "pre") != "pre":
+        name += f"_{model.norm_position}"
+    if not model.get("affine", True):
+        name += "_no_affine"
+    return name
+
+
 def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     """Check `cfg` (ConfigError naming the key) and decide what the run will do."""
     validate(cfg)
@@ -74,7 +85,8 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     probe = None
     if t.probe_every:
         probe = {"batch_size": p.batch_size, "unit": p.unit, "qs": list(p.percentiles), "bn_stats": p.bn_stats,
-                 "layers": list(p.layers) if p.layers else None, "moments": p.moments}
+                 "layers": list(p.layers) if p.layers else None, "moments": p.moments,
+                 "affine": bool(p.get("affine", False))}
     every = Cadence(
         steps=t.max_steps, log=t.log_every, eval=t.eval_every, probe=t.probe_every,
         deltas=bool(probe and p.moments and t.probe_every > 1), wandb=cfg.logger.log_every if wandb else 0,
@@ -86,7 +98,7 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     device = resolve_device(cfg.device, cfg.model.name)
     return Plan(
         name=name or f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}",
-        identity={"experiment": cfg.experiment_name, "variant": cfg.model.norm, "lr": float(cfg.optim.lr),
+        identity={"experiment": cfg.experiment_name, "variant": variant(cfg.model), "lr": float(cfg.optim.lr),
                   "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
         device=device, threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),

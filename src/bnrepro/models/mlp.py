@@ -1,4 +1,5 @@
-"""The fully connected network of Ioffe & Szegedy 2015, section 4.1: Linear -> [norm] -> activation per hidden layer."""
+"""The fully connected network of Ioffe & Szegedy 2015, section 4.1: Linear -> [norm] -> activation per hidden layer
+(or Linear -> activation -> [norm] with norm_position='post')."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from bnrepro.models.norms import build_norm
+from bnrepro.models.norms import build_norm, ordered
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -38,6 +39,8 @@ class MLP(nn.Module):
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         noise: dict | None = None,
+        norm_position: str = "pre",
+        affine: bool = True,
     ):
         super().__init__()
         blocks, width = [], in_features
@@ -46,8 +49,10 @@ class MLP(nn.Module):
                 nn.Sequential(
                     OrderedDict(
                         linear=nn.Linear(width, h),
-                        norm=build_norm(norm, h, eps=bn_eps, momentum=bn_momentum, noise=noise, index=i),
-                        act=ACTIVATIONS[activation](),
+                        **ordered(norm_position,
+                                  build_norm(norm, h, eps=bn_eps, momentum=bn_momentum, noise=noise, index=i,
+                                             affine=affine),
+                                  ACTIVATIONS[activation]()),
                     )
                 )
             )

@@ -29,12 +29,13 @@ FUSED_ACTIVATIONS = tuple(name for name, cls in ACTIVATIONS.items() if cls in AC
 
 
 def supports_fused(model: nn.Module) -> bool:
-    """A plain MLP whose norms are none or BatchNorm1d (tracking running stats) and whose activations are known."""
+    """A plain MLP whose norms are none or BatchNorm1d (affine, tracking running stats), each before a known
+    activation."""
     if type(model) is not MLP:
         return False
     for block in model.blocks:
         norm = block.norm
-        if type(block.act) not in ACTIVATION_KERNELS:
+        if list(block._modules) != ["linear", "norm", "act"] or type(block.act) not in ACTIVATION_KERNELS:
             return False
         if type(norm) is nn.BatchNorm1d:
             if not (norm.affine and norm.track_running_stats):

@@ -1,4 +1,5 @@
-"""The normalisation layers every model chooses from by name (`model.norm`), placed before each activation.
+"""The normalisation layers every model chooses from by name (`model.norm`), placed before each activation
+(`model.norm_position=pre`) or after it (`post`).
 
 A new one is a function registered under its name (docs/extending.md): the models, `model.norm=<name>` and the
 config check pick it up from NORMS.
@@ -13,7 +14,8 @@ from torch import nn
 from bnrepro.models.lp_norm import P_OF, LpNorm
 from bnrepro.models.noisy_bn import NoisyBatchNorm
 
-# name -> builder(features, conv=..., eps=..., momentum=..., noise=..., index=...) -> module
+# name -> builder(features, conv=..., eps=..., momentum=..., noise=..., index=..., affine=...) -> module
+# (`affine=False`: no learned scale and shift; only the norms in WITH_AFFINE take it)
 NORMS: dict[str, Callable[..., nn.Module]] = {}
 # What the probes treat as "a normalisation layer": batch statistics, running statistics to freeze.
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, LpNorm)
@@ -33,8 +35,21 @@ def identity(features: int, **_) -> nn.Module:
 
 
 @register("batch")
-def batch_norm(features: int, *, conv: bool, eps: float, momentum: float, **_) -> nn.Module:
-    return (nn.BatchNorm2d if conv else nn.BatchNorm1d)(features, eps=eps, momentum=momentum)
+def batch_norm(features: int, *, conv: bool, eps: float, momentum: float, affine: bool = True, **_) -> nn.Module:
+    return (nn.BatchNorm2d if conv else nn.BatchNorm1d)(features, eps=eps, momentum=momentum, affine=affine)
+
+
+@register("layer")
+def layer_norm(features: int, *, conv: bool, eps: float, affine: bool = True, **_) -> nn.Module:
+    """Each sample normalised over its own features (Ba et al. 2016): no batch statistics, the same in training and
+    evaluation. For a conv layer over channels and positions together (GroupNorm with one group), with a scale
+    and shift per channel."""
+    if conv:
+        return nn.GroupNorm(1, features, eps=eps, affine=affine)
+    return nn.LayerNorm(features, eps=eps, elementwise_affine=affine)
+
+
+WITH_AFFINE = ("batch", "layer")  # the norms whose learned scale and shift (gamma, beta) model.affine=false removes
 
 
 @register("noisy_batch")
@@ -49,8 +64,22 @@ for _kind, _p in P_OF.items():  # l1, l2, linf
 
 
 def build_norm(kind: str, features: int, *, conv: bool = False, eps: float = 1e-5, momentum: float = 0.1,
-               noise: dict | None = None, index: int = 0) -> nn.Module:
+               noise: dict | None = None, index: int = 0, affine: bool = True) -> nn.Module:
     """`index` numbers the layer (from 1)."""
     if kind not in NORMS:
         raise ValueError(f"unknown norm {kind!r}; choose one of {sorted(NORMS)}")
-    return NORMS[kind](features, conv=conv, eps=eps, momentum=momentum, noise=noise, index=index)
+    if not affine and kind not in WITH_AFFINE:
+        raise ValueError(f"affine=False applies to {', '.join(WITH_AFFINE)}, not {kind!r}")
+    extra = {} if affine else {"affine": False}  # registered builders written before `affine` keep working
+    return NORMS[kind](features, conv=conv, eps=eps, momentum=momentum, noise=noise, index=index, **extra)
+
+
+def ordered(position: str, norm: nn.Module, act: nn.Module) -> dict[str, nn.Module]:
+    """A block's norm and activation in the order `model.norm_position` names: pre (norm, then activation; the
+    papers') or post (activation, then norm). The names stay, so the probes find `act` either way."""
+    if position not in NORM_POSITIONS:
+        raise ValueError(f"unknown norm_position {position!r}; choose one of {NORM_POSITIONS}")
+    return {"norm": norm, "act": act} if position == "pre" else {"act": act, "norm": norm}
+
+
+NORM_POSITIONS = ("pre", "post")

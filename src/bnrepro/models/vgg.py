@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from bnrepro.models.norms import build_norm
+from bnrepro.models.norms import build_norm, ordered
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
@@ -19,7 +19,7 @@ class VGG(nn.Module):
 
     def __init__(self, layers: Sequence = VGG16, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
                  norm: str = "none", width: float = 1.0, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
-                 noise: dict | None = None):
+                 noise: dict | None = None, norm_position: str = "pre", affine: bool = True):
         super().__init__()
         features, channels, size, n_conv = [], in_channels, image_size, 0
         for item in layers:
@@ -31,8 +31,8 @@ class VGG(nn.Module):
             out = max(1, round(int(item) * width))
             features.append(nn.Sequential(OrderedDict(
                 conv=nn.Conv2d(channels, out, 3, padding=1),
-                norm=build_norm(norm, out, conv=True, eps=bn_eps, momentum=bn_momentum, noise=noise, index=n_conv),
-                act=nn.ReLU(),
+                **ordered(norm_position, build_norm(norm, out, conv=True, eps=bn_eps, momentum=bn_momentum,
+                                                    noise=noise, index=n_conv, affine=affine), nn.ReLU()),
             )))
             channels = out
         self.features = nn.Sequential(*features)

@@ -1,0 +1,105 @@
+"""Figures that compare variants of one network (where the norm sits, which norm, with or without its scale and
+shift) from stored metrics: the training curves, the last hidden layer's activation input, and gamma/beta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from bnrepro.figures.panels import percentiles_long, training_curves
+from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, data_label, has_metric, label, layer_number,
+                                   legend_with_labels, provenance, save, seed_band, setup)
+
+TITLES = {
+    "mnist_norm_position": "BN before or after the sigmoid",
+    "mnist_layernorm": "LayerNorm beside BN and no normalisation",
+    "mnist_affine": "BN with and without its learned scale and shift (γ, β)",
+}
+
+
+def _title(runs: pd.DataFrame, nseeds: int) -> str:
+    experiment = str(runs["experiment"].iloc[0]) if "experiment" in runs else ""
+    what = TITLES.get(experiment, experiment)
+    return (f"{data_label(runs)}, 3 sigmoid hidden layers: {what}"
+            + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
+
+
+def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    """Top: test accuracy and training loss per variant. Bottom, when probed: the last hidden layer's activation
+    input (15th/50th/85th percentiles pooled over its units), one panel per variant."""
+    setup()
+    d = training_curves(metrics)
+    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    nseeds = d["seed"].nunique()
+    p = percentiles_long(metrics)
+    p = p[p["view"] == "pooled"]
+    rows = 2 if len(p) else 1
+    fig = plt.figure(figsize=(4 * max(2, len(variants)), 4 * rows))
+    grid = fig.add_gridspec(rows, 2 * len(variants))
+    half = len(variants)
+    for k, (metric, split, ylabel) in enumerate((("acc", "test", "test accuracy"),
+                                                 ("loss", "train (smoothed)", "training loss"))):
+        ax = fig.add_subplot(grid[0, k * half:(k + 1) * half])
+        dm = d[(d["metric"] == metric) & (d["split"] == split)]
+        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+                     errorbar=seed_band(nseeds), ax=ax)
+        if metric == "acc":
+            late = dm[dm["step"] >= dm["step"].max() * 0.1]["value"]
+            ax.set_ylim(max(0.0, min(0.7, late.quantile(0.02)) - 0.01), 1.0)
+        else:
+            ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.set_title(ylabel)
+        legend_with_labels(ax, fontsize=8)
+    if rows == 2:
+        last = max(p["layer"].unique(), key=layer_number)
+        share = None
+        for c, variant in enumerate(variants):
+            ax = fig.add_subplot(grid[1, 2 * c:2 * c + 2], sharey=share)
+            share = share or ax
+            dv = p[(p["layer"] == last) & (p["variant"] == variant)]
+            sns.lineplot(data=dv, x="step", y="value", hue="percentile", palette="crest", errorbar=seed_band(nseeds),
+                         ax=ax, legend=c == 0)
+            ax.set_title(f"{label(variant)}: layer #{layer_number(last)}'s activation input", fontsize=10)
+            ax.set_ylabel("activation input (pooled percentiles)" if c == 0 else "")
+    fig.suptitle(_title(runs, nseeds))
+    fig.tight_layout()
+    return save(fig, out, "fig_variants", provenance(runs, "probe: fixed test batch of 256"))
+
+
+def fig_affine(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    """gamma and beta of every normalised layer over training: the 15th-85th percentile band over its units and
+    the median (mean over seeds), and unit #0 in each seed."""
+    if not has_metric(metrics, r"^gamma/"):
+        return []
+    setup()
+    g = metrics[metrics["split"] == "probe"].copy()
+    parts = g["metric"].astype(str).str.extract(r"^(?P<param>gamma|beta)/(?P<layer>layer\d+)/(?P<stat>[^/]+)$")
+    g = pd.concat([g, parts], axis=1).dropna(subset=["param"])
+    g["value"] = g["value"].astype("float64")
+    layers = sorted(g["layer"].unique(), key=layer_number)
+    fig, axes = plt.subplots(2, len(layers), figsize=(4.2 * len(layers), 7), squeeze=False)
+    for r, param in enumerate(("gamma", "beta")):
+        for c, layer in enumerate(layers):
+            ax = axes[r, c]
+            d = g[(g["param"] == param) & (g["layer"] == layer)]
+            wide = d.groupby(["step", "stat"])["value"].mean().unstack("stat").sort_index()
+            if {"p15", "p85"} <= set(wide.columns):
+                ax.fill_between(wide.index, wide["p15"], wide["p85"], color=PALETTE["batch"], alpha=0.3,
+                                linewidth=0, label="15th–85th pct over units")
+            if "p50" in wide.columns:
+                ax.plot(wide.index, wide["p50"], color=PALETTE["batch"], label="median unit")
+            for seed, ds in d[d["stat"] == "unit"].groupby("seed"):
+                ax.plot(ds["step"], ds["value"], color="0.3", linewidth=0.7, alpha=0.8,
+                        label="unit #0 (one line per seed)" if seed == d["seed"].min() else None)
+            ax.axhline(1.0 if param == "gamma" else 0.0, color="0.6", linestyle=":", linewidth=1)
+            ax.set_title(f"{'γ' if param == 'gamma' else 'β'}, layer #{layer_number(layer)}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel("γ (scale)" if param == "gamma" else "β (shift)")
+                ax.legend(fontsize=7)
+    fig.suptitle(f"{data_label(runs)}: BN's learned scale γ and shift β over training (starting at 1 and 0)")
+    fig.tight_layout()
+    return save(fig, out, "fig_affine_trajectories", provenance(runs))
