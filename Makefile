@@ -33,7 +33,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine cifar-bn cifar-bn-cpu ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -81,10 +81,28 @@ mnist-affine: $(STAMP) ## MNIST MLP, BN with vs without gamma/beta, and their va
 	$(COLLECT) runs/make/mnist_affine-$(TAG) --out results/mnist_affine$(SUFFIX)
 	$(FIGURES) mnist_affine$(SUFFIX)
 
+mnist-batch-size: $(STAMP) ## MNIST MLP, batch 8..1024 for 10 epochs, with and without BN: the generalisation gap (article §C.2.2) -> results/mnist_batch_size/
+	$(SWEEP) experiment=mnist_batch_size hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_batch_size-$(TAG) --out results/mnist_batch_size$(SUFFIX)
+	$(FIGURES) mnist_batch_size$(SUFFIX)
+
+mnist-shift: $(STAMP) ## MNIST MLP under covariate shift: BN's population vs batch vs re-estimated statistics (article §C.2.3-4) -> results/mnist_shift/
+	$(SWEEP) experiment=mnist_shift hydra.sweep.dir=runs/make/mnist_shift-$(TAG) $(ARGS)
+	$(COLLECT) runs/make/mnist_shift-$(TAG) --out results/mnist_shift$(SUFFIX)
+	$(FIGURES) mnist_shift$(SUFFIX)
+
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/make/cifar_bn-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
 	$(FIGURES) cifar_bn$(SUFFIX)
+
+cifar-higher-lr: $(STAMP) ## small VGG: BN at x1/x5/x30 the lr, plain at x1/x5, sigmoid with/without BN (Ioffe §4.2) -> results/cifar_higher_lr/
+	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/relu $(ARGS)
+	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.norm=batch optim.lr=3.0 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/x30 $(ARGS)
+	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=batch optim.lr=0.5 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/sigmoid_bn $(ARGS)
+	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=none optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/sigmoid_none $(ARGS)
+	$(COLLECT) runs/make/cifar_higher_lr-$(TAG) --out results/cifar_higher_lr$(SUFFIX)
+	$(FIGURES) cifar_higher_lr$(SUFFIX)
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
 	$(SWEEP) experiment=$(if $(full),ics_full,ics) $(CIFAR_DATA) hydra.sweep.dir=runs/make/ics-$(TAG) $(ARGS)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from bnrepro import ConfigError
 from bnrepro.models import ACTIVATIONS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
 from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
+from bnrepro.probes.shift import validate_shift
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -70,6 +71,11 @@ def validate(cfg: DictConfig) -> None:
         _number(cfg, f"trainer.{key}", low=0, integer=True)
     if t.log_every < 1:
         raise ConfigError(f"trainer.log_every={t.log_every} must be >= 1")
+    if "eval_train" in t:
+        _number(cfg, "trainer.eval_train", low=0, integer=True)
+        if t.eval_train and not t.eval_every:
+            raise ConfigError(f"trainer.eval_train={t.eval_train} is measured with each evaluation, and "
+                              "trainer.eval_every=0 has none")
     if t.divergence_threshold is not None:
         _number(cfg, "trainer.divergence_threshold", low=1, low_open=True)
     _flag(cfg, "trainer.stop_on_divergence")
@@ -126,6 +132,7 @@ def validate(cfg: DictConfig) -> None:
         qs = list(cfg.probe.percentiles)
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
+    validate_shift(cfg)  # the shift probe checks its own settings
 
     _validate_step_probes(cfg, n_layers)
 
@@ -146,6 +153,8 @@ def _validate_mlp(cfg: DictConfig) -> tuple[list[int], int]:
 
 
 def _validate_vgg(cfg: DictConfig) -> tuple[list[int], int]:
+    if "activation" in cfg.model:
+        _choice(cfg, "model.activation", set(ACTIVATIONS))
     _number(cfg, "model.width", low=0, low_open=True)
     layers = list(cfg.model.layers)
     convs = [c for c in layers if c != "M"]
@@ -215,6 +224,8 @@ def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_feature
     """Checks that need the dataset's size; still before the first step."""
     if cfg.trainer.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set ({n_train})")
+    if cfg.trainer.get("eval_train", 0) > n_train:
+        raise ConfigError(f"trainer.eval_train={cfg.trainer.eval_train} is larger than the training set ({n_train})")
     if cfg.trainer.probe_every and cfg.probe.batch_size > n_test:
         raise ConfigError(f"probe.batch_size={cfg.probe.batch_size} is larger than the test set ({n_test})")
     key = "in_channels" if cfg.model.name == "vgg" else "in_features"

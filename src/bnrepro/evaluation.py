@@ -4,6 +4,7 @@ leaves training untouched: its own RNG streams, frozen normalisation statistics,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
 import torch
@@ -13,6 +14,7 @@ from bnrepro.data import Split, generator, to_csr
 from bnrepro.plan import Plan
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay
 from bnrepro.probes.affine import affine_values
+from bnrepro.probes.shift import ShiftProbe
 
 
 def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -78,11 +80,15 @@ class Measurements:
     """What the loop measures between steps, on the model as it is: the test split, and the activation probe on
     its fixed batch. Keeps the time each took."""
 
-    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, seed: int):
+    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, seed: int,
+                 train: Split | None = None):
         self.model, self.test, self.task, self.chunk = model, test, task, plan.eval_batch_size
+        self.train = train_subset(train, plan.eval_train, seed) if train is not None and plan.eval_train else None
         self.autocast, self.device = autocast(plan.amp, plan.device), plan.device
         self.probe = activation_probe(plan, model, test, seed)
         self.affine = plan.probe if plan.probe and plan.probe["affine"] else None
+        self.shift = (ShiftProbe(model, train, test, plan.shift, plan.batch_size, seed)
+                      if plan.shift and train is not None else None)
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self) -> dict[str, float]:
@@ -90,6 +96,21 @@ class Measurements:
         with self.autocast():
             result = evaluate(self.model, self.test, self.chunk, self.task)
         self.eval_s += clock(self.device) - t0
+        return result
+
+    def evaluate_train(self) -> dict[str, float]:
+        """The fixed training subset in evaluation mode, as the test split is measured: eval_loss, eval_acc."""
+        t0 = clock(self.device)
+        with self.autocast():
+            result = evaluate(self.model, self.train, self.chunk, self.task)
+        self.eval_s += clock(self.device) - t0
+        return {f"eval_{k}": v for k, v in result.items()}
+
+    def after_training(self) -> dict[str, float]:
+        """The evaluation under covariate shift (probe.shift), on the trained network."""
+        t0 = clock(self.device)
+        result = self.shift()
+        self.probe_s += clock(self.device) - t0
         return result
 
     def activations(self, deltas: bool = False) -> dict[str, float]:
@@ -101,6 +122,13 @@ class Measurements:
             result.update(affine_values(self.model, self.affine["unit"], self.affine["qs"]))
         self.probe_s += clock(self.device) - t0
         return result
+
+
+def train_subset(train: Split, n: int, seed: int) -> Split:
+    """`n` training samples, drawn once from their own RNG stream (the data order never shifts)."""
+    idx = torch.randperm(len(train), generator=generator(seed, "train-eval"))[:n].to(train.x.device)
+    return dataclasses.replace(train, x=train.x.index_select(0, idx), y=train.y.index_select(0, idx), x_eval=None,
+                               augment=None)
 
 
 def activation_probe(plan: Plan, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe | None:

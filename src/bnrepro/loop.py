@@ -76,6 +76,8 @@ class Loop:
                     self.checkpoint(step)
                     if self.stop.signal:
                         raise Interrupted(self.stop.signal, step)
+            if self.measure.shift is not None:
+                self.record.probe(self.steps_done, self.measure.after_training())
             return "completed" if self.record.diverged_at is None else "diverged"
         finally:
             self.record.steps.reduce()
@@ -95,6 +97,8 @@ class Loop:
         news = bool(exploded) and record.diverged_at is None
         if e.eval and (e.due(e.eval, step) or last or not healthy or news):
             healthy = record.test(step, measure.evaluate()) and healthy
+            if measure.train is not None:
+                record.train_eval(step, measure.evaluate_train())
         if healthy and measure.probe is not None and (e.due(e.probe, step) or last):
             record.probe(step, measure.activations())
         elif healthy and e.deltas and step % e.probe == 1:

@@ -5,6 +5,7 @@ same folder again."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,8 @@ NOT_COMPUTED = ("experiment", "hydra.sweep.dir", "hydra.run.dir", "hydra/launche
 # existed. At that value a key is left out of the config a run found again is compared on, so a finished run is
 # still skipped and an interrupted one still resumes.
 ADDED_KEYS = {"trainer.tf32": False, "data.x_std": 1.0, "data.a_std": 1.0, "data.target_loss": None,
-              "model.norm_position": "pre", "model.affine": True, "probe.affine": False}
+              "model.norm_position": "pre", "model.affine": True, "probe.affine": False, "trainer.eval_train": 0, "probe.shift": None,
+              "model.activation": "relu"}  # the VGG's (an MLP with relu was recorded with it: dropped on both sides)
 
 
 def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
@@ -53,6 +55,13 @@ def job_folder(overrides: str) -> str:
 
 
 # configs/data/*.yaml: root: ${data_root:}; configs/train.yaml: hydra.run.dir and hydra.sweep.dir
+def steps_for_epochs(epochs: float, samples: int, batch_size: int) -> int:
+    """${steps_for_epochs:EPOCHS,SAMPLES,BATCH}: the steps that pass over SAMPLES training samples EPOCHS times,
+    rounded up, so that runs at different batch sizes see the same data (configs/experiment/mnist_batch_size.yaml)."""
+    return max(1, math.ceil(float(epochs) * int(samples) / int(batch_size)))
+
+
 OmegaConf.register_new_resolver("data_root", default_data_root, replace=True)
+OmegaConf.register_new_resolver("steps_for_epochs", steps_for_epochs, replace=True)
 OmegaConf.register_new_resolver("experiment_folder", experiment_folder, replace=True)
 OmegaConf.register_new_resolver("job_folder", job_folder, replace=True)

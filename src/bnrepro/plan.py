@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bnrepro import ConfigError
 from bnrepro.config import fused_applies, validate
@@ -42,6 +42,8 @@ class Plan:
     device: torch.device
     threads: int | None
     fused: bool  # the MLP's hand-written backward (the same numbers as autograd)
+    eval_train: int  # training samples measured in evaluation mode with each evaluation (0: none)
+    shift: dict | None  # the covariate-shift evaluation after training (probe.shift), or None
     amp: str | None
     batch_size: int
     eval_batch_size: int
@@ -68,6 +70,8 @@ def variant(model: DictConfig) -> str:
     """What the figures and the report group runs by: the norm, and where it differs from the papers' placement
     (after the activation) or lacks its scale and shift. The papers' own variants keep their plain names."""
     name = str(model.norm)
+    if model.name == "vgg" and model.get("activation", "relu") != "relu":  # the MLP's activation is its config's
+        name += f"_{model.activation}"
     if model.get("norm_position", "pre") != "pre":
         name += f"_{model.norm_position}"
     if not model.get("affine", True):
@@ -102,7 +106,8 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
                   "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
         device=device, threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
-        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
+        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp, eval_train=int(t.get("eval_train", 0)),
+        shift=OmegaConf.to_container(p.shift) if p.get("shift") else None,
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
         ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,
         etas=eta_grid(cfg.optim.lr, ls.eta_min, ls.eta_max, ls.points, ls.spacing) if t.landscape_every else None,

@@ -83,6 +83,11 @@ class Record:
             self.best_test_acc = acc
         return math.isfinite(values["loss"])
 
+    def train_eval(self, step: int, values: dict[str, float]) -> None:
+        """The training subset measured in evaluation mode (eval_acc, eval_loss), beside the training means."""
+        self.store.add(step, "train", values)
+        self.measured.update({f"train/{k}": v for k, v in values.items()})
+
     def probe(self, step: int, values: dict[str, float], wandb: bool = True) -> None:
         """Probe values under their step; to W&B too unless they are bulky per-step details (moment deltas)."""
         self.store.add(step, "probe", values)

@@ -205,7 +205,7 @@ def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore,
     sampler = BatchSampler(data.train, plan.batch_size, generator(cfg.seed, "data-order"))
     streams["data-order"] = sampler.gen
     loss_fn = LOSSES[data.task]
-    measure = Measurements(plan, model, data.test, data.task, cfg.seed)
+    measure = Measurements(plan, model, data.test, data.task, cfg.seed, data.train)
     info["probe_unit"] = plan.probe["unit"] if plan.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.

@@ -1,4 +1,5 @@
-"""A VGG-style CNN for 32x32 inputs (Santurkar et al. 2018, Appendix A): conv3x3 -> [norm] -> ReLU blocks
+"""A VGG-style CNN for 32x32 inputs (Santurkar et al. 2018, Appendix A): conv3x3 -> [norm] -> ReLU blocks (or
+another model.activation)
 with max-pooling, then a linear classifier. Conv layers are numbered from 1, as in the paper."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from bnrepro.models.mlp import ACTIVATIONS
 from bnrepro.models.norms import build_norm, ordered
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -19,7 +21,8 @@ class VGG(nn.Module):
 
     def __init__(self, layers: Sequence = VGG16, in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
                  norm: str = "none", width: float = 1.0, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
-                 noise: dict | None = None, norm_position: str = "pre", affine: bool = True):
+                 noise: dict | None = None, norm_position: str = "pre", affine: bool = True,
+                 activation: str = "relu"):
         super().__init__()
         features, channels, size, n_conv = [], in_channels, image_size, 0
         for item in layers:
@@ -32,7 +35,8 @@ class VGG(nn.Module):
             features.append(nn.Sequential(OrderedDict(
                 conv=nn.Conv2d(channels, out, 3, padding=1),
                 **ordered(norm_position, build_norm(norm, out, conv=True, eps=bn_eps, momentum=bn_momentum,
-                                                    noise=noise, index=n_conv, affine=affine), nn.ReLU()),
+                                                    noise=noise, index=n_conv, affine=affine),
+                        ACTIVATIONS[activation]()),
             )))
             channels = out
         self.features = nn.Sequential(*features)
