@@ -91,20 +91,17 @@ class Measurements:
                       if plan.shift and train is not None else None)
         self.eval_s = self.probe_s = 0.0
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, split: Split | None = None) -> dict[str, float]:
+        """The test split (or `split`) in evaluation mode: loss and accuracy."""
         t0 = clock(self.device)
         with self.autocast():
-            result = evaluate(self.model, self.test, self.chunk, self.task)
+            result = evaluate(self.model, self.test if split is None else split, self.chunk, self.task)
         self.eval_s += clock(self.device) - t0
         return result
 
     def evaluate_train(self) -> dict[str, float]:
-        """The fixed training subset in evaluation mode, as the test split is measured: eval_loss, eval_acc."""
-        t0 = clock(self.device)
-        with self.autocast():
-            result = evaluate(self.model, self.train, self.chunk, self.task)
-        self.eval_s += clock(self.device) - t0
-        return {f"eval_{k}": v for k, v in result.items()}
+        """The fixed training subset, measured as the test split is: eval_loss, eval_acc."""
+        return {f"eval_{k}": v for k, v in self.evaluate(self.train).items()}
 
     def after_training(self) -> dict[str, float]:
         """The evaluation under covariate shift (probe.shift), on the trained network."""

@@ -14,8 +14,9 @@ from bnrepro.figures.style import ALL_VARIANTS, PALETTE, data_label, label, prov
 
 KIND_AXES = {"contrast": "contrast factor (1: none)", "brightness": "brightness added (0: none)",
              "classes": "classes kept (10: all)"}
-MODE_STYLE = {"population": "population statistics (model.eval())", "batch": "the test batch's statistics",
-              "reestimated": "statistics re-estimated on shifted data"}
+# BN's three ways to normalise (src/bnrepro/probes/shift.py): population statistics (model.eval()), the test
+# batch's own, and statistics re-estimated on shifted data
+MODES = ("population", "batch", "reestimated")
 
 
 def shift_long(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +38,7 @@ def fig_shift(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path
     nseeds = s["seed"].nunique()
     variants = [v for v in ALL_VARIANTS if v in set(s["variant"])]
     hue = [f"{label(v)}, {m}" if v == "batch" else label(v) for v in variants
-           for m in (MODE_STYLE if v == "batch" else ["population"])]
+           for m in (MODES if v == "batch" else MODES[:1])]
     colors = {h: (PALETTE.get(v, "0.3")) for v in variants for h in hue if h.startswith(label(v))}
     dashes = {h: (2, 2) if h.endswith(", batch") else (5, 2, 1, 2) if h.endswith("reestimated") else ""
               for h in hue}

@@ -47,9 +47,10 @@ def validate_shift(cfg) -> None:
         if isinstance(values, (str, int, float)) or not values or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in values):
             raise ConfigError(f"probe.shift.{kind}={values!r} must be a non-empty list of {what}")
+    from bnrepro.config import _number  # the config checks' own helper (config.py imports this module)
+
     for key, low in (("reestimate_samples", 2), ("single_images", 1), ("batches_per_image", 2)):
-        if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < low:
-            raise ConfigError(f"probe.shift.{key}={spec[key]!r} must be an integer >= {low}")
+        _number(cfg, f"probe.shift.{key}", low=low, integer=True)
     if cfg.trainer.batch_size < 2:
         raise ConfigError(f"probe.shift needs trainer.batch_size >= 2 (batch statistics), not {cfg.trainer.batch_size}")
 
@@ -68,8 +69,8 @@ def shifted(x: torch.Tensor, y: torch.Tensor, kind: str, level: float) -> tuple[
 
 
 def inputs(split: Split) -> torch.Tensor:
-    return split.eval_input if split.transform is None and split.x_eval is not None and \
-        split.x_eval.layout == torch.strided else (split.x if split.transform is None else split.transform(split.x))
+    """The whole split, model-ready."""
+    return split.x if split.transform is None else split.transform(split.x)
 
 
 @contextlib.contextmanager
