@@ -20,9 +20,14 @@ full ?=
 # A target's runs go to runs/make/<name>-<settings>/<job>: the same command finds them again, so it skips the jobs
 # that finished and resumes the ones that were interrupted (fresh=1 starts over in a new folder).
 TAG := seeds$(seeds)$(if $(full),-full)$(if $(ARGS),-$(shell printf '%s' "$(ARGS)" | sha256sum | cut -c1-8))$(if $(fresh),-$(shell date +%Y-%m-%d_%H-%M-%S))
-# The committed reference results (results/<name>/) were made with seeds=3 at the configs' settings. A target run at
+# The committed reference results (results/<name>/) were made at the configs' settings with REF_SEEDS seeds: 5 for
+# the experiments whose runs take minutes (the MLP and the deep linear network), 3 for the VGG's. A target run at
 # other settings writes results/<name>-<settings>/ instead, unless replace=1 says to replace the reference.
-SUFFIX := $(if $(or $(replace),$(and $(filter 3,$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
+REF_SEEDS := 3
+MINUTE_TARGETS := mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine \
+	mnist-batch-size mnist-shift dln
+$(MINUTE_TARGETS): REF_SEEDS := 5
+SUFFIX = $(if $(or $(replace),$(and $(filter $(REF_SEEDS),$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
 SWEEP = $(RUN) experiments/train.py -m hydra/launcher=parallel seed=$(SEED_LIST)
 COLLECT = $(RUN) experiments/collect.py
 FIGURES = $(RUN) experiments/figures.py
@@ -33,13 +38,14 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
 	@echo "bnrepro targets. Variables: seeds=N runs seeds 0..N-1; full=1 the CIFAR experiments' full protocol (for a GPU);"
 	@echo "ARGS='hydra overrides'; fresh=1 new run folders; replace=1 lets other settings replace the reference results"
-	@echo "(results/<name>/, made with seeds=3; other settings write results/<name>-<settings>/)."
+	@echo "(results/<name>/, made with seeds=5 for the MLP and the deep linear network, seeds=3 for the VGG; other settings"
+	@echo "write results/<name>-<settings>/)."
 	@echo "Each experiment's grid is in configs/experiment/<name>.yaml (hydra.sweeper.params)."
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
@@ -81,8 +87,9 @@ mnist-affine: $(STAMP) ## MNIST MLP, BN with vs without gamma/beta, and their va
 	$(COLLECT) runs/make/mnist_affine-$(TAG) --out results/mnist_affine$(SUFFIX)
 	$(FIGURES) mnist_affine$(SUFFIX)
 
-mnist-batch-size: $(STAMP) ## MNIST MLP, batch 8..1024 for 10 epochs, with and without BN: the generalisation gap (article §C.2.2) -> results/mnist_batch_size/
-	$(SWEEP) experiment=mnist_batch_size hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG) $(ARGS)
+mnist-batch-size: $(STAMP) ## MNIST MLP, batch 8..1024 for 10k steps at one lr and at an lr scaled with the batch, with and without BN: the generalisation gap (article §C.2.2) -> results/mnist_batch_size/
+	$(SWEEP) experiment=mnist_batch_size hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG)/same_lr $(ARGS)
+	$(SWEEP) experiment=mnist_batch_size_scaled_lr hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG)/scaled_lr $(ARGS)
 	$(COLLECT) runs/make/mnist_batch_size-$(TAG) --out results/mnist_batch_size$(SUFFIX)
 	$(FIGURES) mnist_batch_size$(SUFFIX)
 
@@ -95,6 +102,12 @@ cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Sa
 	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/make/cifar_bn-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
 	$(FIGURES) cifar_bn$(SUFFIX)
+
+cifar-norm-variants: $(STAMP) ## small VGG: none, BN before and after the ReLU, LayerNorm (article §C.2.5-6 on a CNN) -> results/cifar_norm_variants/
+	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/pre $(ARGS)
+	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) model.norm=batch model.norm_position=post hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/post $(ARGS)
+	$(COLLECT) runs/make/cifar_norm_variants-$(TAG) --out results/cifar_norm_variants$(SUFFIX)
+	$(FIGURES) cifar_norm_variants$(SUFFIX)
 
 cifar-higher-lr: $(STAMP) ## small VGG: BN at x1/x5/x30 the lr, plain at x1/x5, sigmoid with/without BN (Ioffe §4.2) -> results/cifar_higher_lr/
 	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/relu $(ARGS)

@@ -14,18 +14,20 @@ from bnrepro.data import Split
 from bnrepro.figures.batch_size import final_accuracies, fig_batch_size
 from bnrepro.figures.higher_lr import curves, fig_higher_lr, table
 from bnrepro.models import MLP
-from bnrepro.paths import steps_for_epochs
+from bnrepro.paths import lr_for_batch
 from bnrepro.probes.shift import ShiftProbe, shifted
 from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
 
-def test_steps_for_epochs_rounds_up_so_every_batch_size_sees_the_data():
-    assert steps_for_epochs(10, 60000, 60) == 10000
-    assert steps_for_epochs(10, 60000, 1024) == 586  # 585.9: the last partial pass is not cut
-    assert steps_for_epochs(0.5, 60000, 8) == 3750
-    cfg = make_cfg("experiment=mnist_batch_size", "trainer.batch_size=256")
-    assert cfg.trainer.max_steps == 2344 and cfg.trainer.eval_every == 118
+def test_the_batch_size_readings_run_the_same_steps_at_the_same_or_a_scaled_lr():
+    assert lr_for_batch(0.1, 64, 1024) == pytest.approx(1.6) and lr_for_batch(0.1, 64, 64) == 0.1
+    for batch, scaled in ((8, 0.0125), (1024, 1.6)):
+        same = make_cfg("experiment=mnist_batch_size", f"trainer.batch_size={batch}")
+        other = make_cfg("experiment=mnist_batch_size_scaled_lr", f"trainer.batch_size={batch}")
+        assert (same.optim.lr, other.optim.lr) == (0.1, pytest.approx(scaled))
+        assert same.trainer.max_steps == other.trainer.max_steps == 10000
+        assert other.experiment_name == "mnist_batch_size"  # one results folder for both readings
 
 
 def test_eval_train_measures_a_training_subset_in_evaluation_mode(tmp_path, mnist_data):
@@ -56,6 +58,9 @@ def test_shifts_change_what_they_say():
     x, y = torch.rand(20, 4), torch.arange(20) % 10
     assert torch.equal(shifted(x, y, "contrast", 0.5)[0], x * 0.5)
     assert torch.equal(shifted(x, y, "brightness", 0.2)[0], x + 0.2)
+    # within the pixel range, brightness saturates: no longer a constant offset a BN layer could remove exactly
+    bright = shifted(x, y, "brightness", 0.5, (0.0, 1.0))[0]
+    assert bright.max() == 1.0 and torch.equal(bright, (x + 0.5).clamp(0, 1))
     xs, ys = shifted(x, y, "classes", 3)
     assert set(ys.tolist()) == {0, 1, 2} and len(xs) == 6
 

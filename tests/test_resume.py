@@ -127,14 +127,16 @@ def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_p
 
 def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
     """make -n prints the commands: where each target's results would go."""
-    def out(*args):
-        res = subprocess.run(["make", "-n", "mnist-bn", *args], capture_output=True, text=True, cwd=ROOT)
+    def out(*args, target="mnist-bn"):
+        res = subprocess.run(["make", "-n", target, *args], capture_output=True, text=True, cwd=ROOT)
         return [line.split("--out ")[1] for line in res.stdout.splitlines() if "--out " in line][0]
 
-    assert out("seeds=3") == "results/mnist_bn"  # the reference's own settings
+    assert out("seeds=5") == "results/mnist_bn"  # the reference's own settings: 5 seeds for the MLP
+    assert out("seeds=3") == "results/mnist_bn-seeds3"
     assert out() == "results/mnist_bn-seeds1"
-    assert out("seeds=3", "ARGS=trainer.max_steps=2000").startswith("results/mnist_bn-seeds3-")
+    assert out("seeds=5", "ARGS=trainer.max_steps=2000").startswith("results/mnist_bn-seeds5-")
     assert out("ARGS=trainer.max_steps=2000", "replace=1") == "results/mnist_bn"
+    assert out("seeds=3", target="cifar-bn") == "results/cifar_bn"  # 3 for the VGG
 
 
 def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path, mnist_data):

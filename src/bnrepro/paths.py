@@ -5,7 +5,6 @@ same folder again."""
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -54,14 +53,14 @@ def job_folder(overrides: str) -> str:
     return name
 
 
+def lr_for_batch(lr: float, batch: int, batch_size: int) -> float:
+    """${lr_for_batch:LR,BATCH,BATCH_SIZE}: LR at BATCH scaled linearly to BATCH_SIZE (Goyal et al. 2017's rule;
+    configs/experiment/mnist_batch_size_scaled_lr.yaml)."""
+    return float(lr) * int(batch_size) / int(batch)
+
+
 # configs/data/*.yaml: root: ${data_root:}; configs/train.yaml: hydra.run.dir and hydra.sweep.dir
-def steps_for_epochs(epochs: float, samples: int, batch_size: int) -> int:
-    """${steps_for_epochs:EPOCHS,SAMPLES,BATCH}: the steps that pass over SAMPLES training samples EPOCHS times,
-    rounded up, so that runs at different batch sizes see the same data (configs/experiment/mnist_batch_size.yaml)."""
-    return max(1, math.ceil(float(epochs) * int(samples) / int(batch_size)))
-
-
 OmegaConf.register_new_resolver("data_root", default_data_root, replace=True)
-OmegaConf.register_new_resolver("steps_for_epochs", steps_for_epochs, replace=True)
+OmegaConf.register_new_resolver("lr_for_batch", lr_for_batch, replace=True)
 OmegaConf.register_new_resolver("experiment_folder", experiment_folder, replace=True)
 OmegaConf.register_new_resolver("job_folder", job_folder, replace=True)

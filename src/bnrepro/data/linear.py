@@ -1,5 +1,6 @@
 """The deep linear network's regression task (Santurkar et al. 2018, Appendix A): targets y = A x, with x and A
-Gaussian. Both come from `data.seed`, so every run and variant sees the same problem.
+Gaussian. Both come from `data.seed` (the run's seed by default, configs/data/linear.yaml): runs at one seed see the
+same problem, and each seed draws its own.
 
 The paper states neither scale. x ~ N(0, x_std^2 I); A's entries ~ N(0, a_std^2), or, with `target_loss`, scaled so
 that the targets' expected summed squared norm over the training set, E sum_i ||A x_i||^2 = n d^2 x_std^2 a_std^2,

@@ -14,16 +14,17 @@ from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, data_label, has_metric
                                    legend_with_labels, provenance, save, seed_band, setup)
 
 TITLES = {
-    "mnist_norm_position": "BN before or after the sigmoid",
-    "mnist_layernorm": "LayerNorm beside BN and no normalisation",
-    "mnist_affine": "BN with and without its learned scale and shift (γ, β)",
+    "mnist_norm_position": "3 sigmoid hidden layers: BN before or after the sigmoid",
+    "mnist_layernorm": "3 sigmoid hidden layers: LayerNorm beside BN and no normalisation",
+    "mnist_affine": "3 sigmoid hidden layers: BN with and without its learned scale and shift (γ, β)",
+    "cifar_norm_variants": "VGG at 1/8 width: none, BN before or after the ReLU, LayerNorm",
 }
 
 
 def _title(runs: pd.DataFrame, nseeds: int) -> str:
     experiment = str(runs["experiment"].iloc[0]) if "experiment" in runs else ""
     what = TITLES.get(experiment, experiment)
-    return (f"{data_label(runs)}, 3 sigmoid hidden layers: {what}"
+    return (f"{data_label(runs)}, {what}"
             + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
 
 

@@ -1,7 +1,7 @@
 """Evaluation under covariate shift, after training (the article's §C.2.3-C.2.4, `probe.shift`).
 
-The trained network meets test inputs shifted by a growing amount (contrast scaled down, brightness added, or only
-some of the classes), and BN normalises them in one of three ways:
+The trained network meets test inputs shifted by a growing amount (contrast scaled down, brightness added and
+clipped to the pixel range, or only some of the classes), and BN normalises them in one of three ways:
 - population: the running statistics gathered in training (`model.eval()`);
 - batch: each test batch's own statistics (the article's workaround), running statistics left as they were;
 - reestimated: running statistics gathered again on training images shifted the same way, then `model.eval()`.
@@ -55,13 +55,16 @@ def validate_shift(cfg) -> None:
         raise ConfigError(f"probe.shift needs trainer.batch_size >= 2 (batch statistics), not {cfg.trainer.batch_size}")
 
 
-def shifted(x: torch.Tensor, y: torch.Tensor, kind: str, level: float) -> tuple[torch.Tensor, torch.Tensor]:
+def shifted(x: torch.Tensor, y: torch.Tensor, kind: str, level: float,
+            valid: tuple[float, float] = (-float("inf"), float("inf"))) -> tuple[torch.Tensor, torch.Tensor]:
     """Model-ready inputs shifted: contrast multiplies them by `level` (1: unchanged), brightness adds `level`
-    (0: unchanged), classes keeps the samples of the first `level` classes (all: unchanged)."""
+    (0: unchanged) and clips to the `valid` range, classes keeps the samples of the first `level` classes (all:
+    unchanged). Brightness clips because real images saturate; unclipped, it would be a constant offset, which
+    the first BN layer removes exactly, so batch statistics would undo it by construction."""
     if kind == "contrast":
         return x * level, y
     if kind == "brightness":
-        return x + level, y
+        return (x + level).clamp(*valid), y
     if kind == "classes":
         keep = y < int(level)
         return x[keep], y[keep]
@@ -104,13 +107,14 @@ class ShiftProbe:
         out: dict[str, float] = {}
         try:
             x_test = inputs(self.test)
+            valid = (float(x_test.min()), float(x_test.max()))  # the pixel range (MNIST: 0 to 1)
             n = min(int(self.spec["reestimate_samples"]), len(self.train))
             idx = torch.randperm(len(self.train), generator=generator(self.seed, "shift-reestimate"))[:n]
             x_train, y_train = self.train.batch(idx.to(self.train.x.device))
             for kind in KINDS:
                 for level in self.spec[kind]:
-                    xt, yt = shifted(x_test, self.test.y, kind, level)
-                    xr, _ = shifted(x_train, y_train, kind, level)
+                    xt, yt = shifted(x_test, self.test.y, kind, level, valid)
+                    xr, _ = shifted(x_train, y_train, kind, level, valid)
                     for mode in (MODES if self.norms else MODES[:1]):
                         with kept_statistics(self.norms):  # each mode starts from the trained statistics
                             acc, act = self.measure(xt, yt, mode, xr)
