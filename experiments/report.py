@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bnrepro.report import ClaimsError, build
+from bnrepro.report import VERDICTS, ClaimsError, build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,10 @@ def main() -> None:
         sys.exit(2)
     out = args.out or args.results / "REPORT.md"
     out.write_text(markdown)
-    n = Counter(o.verdict for o in outcomes)
-    print(f"wrote {out}: {len(outcomes)} claims, {n['reproduced']} reproduced, {n['not reproduced']} not reproduced, "
-          f"{n['inconclusive']} inconclusive, {n['not run']} not run")
+    counted = [o for o in outcomes if o.claim.counts]
+    n = Counter(o.verdict for o in counted)
+    print(f"wrote {out}: {len(outcomes)} rows; of the {len(counted)} that can reproduce: "
+          + ", ".join(f"{n[v]} {v}" for v in VERDICTS))
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ def test_explore_results_judges_a_claim_on_the_users_own_runs(tmp_path, monkeypa
             run = tmp_path / "sweep" / f"{variant}-{seed}"
             run.mkdir(parents=True)
             (run / "run.json").write_text(json.dumps({"status": "completed"}))
-            pd.DataFrame({"step": [10, 20, 30], "split": "probe", "metric": "landscape/gpred_max",
-                          "value": [level, level + 1, level + 2], "experiment": "landscape", "variant": variant,
-                          "lr": 0.1, "seed": seed}).to_parquet(run / "metrics.parquet", index=False)
+            probe = pd.DataFrame({"step": [10, 20, 30], "split": "probe", "metric": "landscape/gpred_max",
+                                  "value": [level, level + 1, level + 2]})
+            loss = pd.DataFrame({"step": [10, 20, 30], "split": "train", "metric": "loss",  # off the plateau
+                                 "value": [1.5, 1.2, 1.0 + seed / 10]})
+            pd.concat([probe, loss]).assign(experiment="landscape", variant=variant, lr=0.1, seed=seed).to_parquet(
+                run / "metrics.parquet", index=False)
     path = ROOT / "notebooks" / "explore_results.ipynb"
     monkeypatch.chdir(path.parent)
     scope: dict = {}

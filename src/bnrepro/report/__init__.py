@@ -1,6 +1,6 @@
 """The report: every testable claim of the article and both papers, judged from stored metrics (no training).
 
-    figures, claims, untested = load_all(claims_file)
+    claims = load_all(claims_file)
     markdown, outcomes = build(results_dir, claims_file)
 """
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnrepro.report.claims import Claim, ClaimsError, Figure, load, load_all
-from bnrepro.report.evaluate import VERDICTS, Outcome, Stored, judge
+from bnrepro.report.claims import KINDS, Claim, Claims, ClaimsError, Figure, load, load_all
+from bnrepro.report.evaluate import RESULTS, VERDICTS, Outcome, Stored, judge
 from bnrepro.report.render import render
+from bnrepro.report.rollup import answers, statements
 
-__all__ = ["Claim", "ClaimsError", "Figure", "Outcome", "VERDICTS", "build", "judge", "load", "read_results"]
+__all__ = ["KINDS", "RESULTS", "VERDICTS", "Claim", "Claims", "ClaimsError", "Figure", "Outcome", "Stored",
+           "answers", "build", "judge", "load", "load_all", "read_results", "statements"]
 
 
 def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -26,12 +28,12 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 
 def build(results_dir: Path, claims_file: Path) -> tuple[str, list[Outcome]]:
-    figures, claims, untested = load_all(claims_file)
+    claims = load_all(claims_file)
     stored: dict[str, Stored | None] = {}
-    for name in sorted({f.results for f in figures}):
+    for name in sorted({f.results for f in claims.figures}):
         found = read_results(Path(results_dir) / name)
         stored[name] = Stored(*found) if found else None
-    outcomes = [judge(c, stored[c.figure.results]) for c in claims]
+    outcomes = [judge(c, stored[c.figure.results]) for c in claims.claims]
     runs = {name: s.runs if s else None for name, s in stored.items()}
-    images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in figures}
-    return render(figures, outcomes, runs, images, untested), outcomes
+    images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in claims.figures}
+    return render(claims, outcomes, runs, images), outcomes

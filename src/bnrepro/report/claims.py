@@ -1,114 +1,54 @@
 """The claims file (configs/claims.yaml): the figures the report shows and the claims it judges.
 
 Loading checks every entry once, so that a typo is an error naming the claim and the key, before anything is
-measured. Each claim inherits its results folder, command and seed count from its figure.
+measured. Each claim inherits its results folder, command, seed count and preconditions from its figure.
+
+A claim row is one reading of one statement (rows with the same `claim` text read the same statement); each
+statement answers one question (a hypothesis about BN), and each row says what kind of evidence it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-REDUCERS = {  # how a run's series becomes one number, and the keys each needs (besides `how`)
-    "final": set(), "at_step": {"step"}, "max": set(), "min": set(), "median": set(), "mean": set(),
-    "range": set(), "change": set(), "step_change": set(), "steps_to": {"threshold"},
-}
-REDUCE_OPTIONAL = {"from", "to", "window", "smooth", "below", "stat"}
-STATS = {"value", "ratio", "difference"}
-TEST_KEYS = {"stat", "at_least", "at_most", "near", "tol", "factor"}
-FIGURE_KEYS = {"id", "results", "file", "title", "shows", "command", "protocol", "seeds"}
-CLAIM_KEYS = {"id", "figure", "source", "claim", "reading", "metric", "minus", "reduce", "runs", "a", "b", "test",
-              "paper", "seeds", "note"}
+from bnrepro.report.schema import (CLAIM_KEYS, FIGURE_KEYS, KINDS, QUESTION_KEYS, REDUCE_OPTIONAL, REDUCERS,
+                                  REQUIRE_KEYS, STATS, TEST_KEYS, Claim, Claims, ClaimsError, Figure, Question,
+                                  Requirement, Test, Untested)
 
-
-class ClaimsError(ValueError):
-    """A malformed claims file: the message names the entry and the key."""
-
-
-@dataclass(frozen=True)
-class Figure:
-    id: str
-    results: str        # results/<results>/ holds metrics.parquet and runs.csv
-    file: str           # the image, relative to that folder
-    title: str
-    shows: str
-    command: str
-    protocol: str
-    seeds: int
-
-
-@dataclass(frozen=True)
-class Test:
-    """Passes when lo <= statistic <= hi; the statistic is A's value, A/B, or A - B, per seed."""
-    stat: str
-    lo: float
-    hi: float
-
-    def passes(self, s: float) -> bool:
-        return bool(self.lo <= s <= self.hi)  # NaN (a run that never produced the quantity) never passes
-
-    def describe(self, a: str, b: str | None) -> str:
-        lhs = {"value": a, "ratio": f"{a} / {b}", "difference": f"{a} − {b}"}[self.stat]
-        if self.lo == -float("inf"):
-            return f"{lhs} ≤ {self.hi:g}"
-        if self.hi == float("inf"):
-            return f"{lhs} ≥ {self.lo:g}"
-        return f"{self.lo:g} ≤ {lhs} ≤ {self.hi:g}"
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    figure: Figure
-    source: str
-    claim: str
-    reading: str
-    metric: str
-    reduce: dict
-    a: dict
-    b: dict | None
-    test: Test
-    seeds: int
-    paper: str = ""
-    minus: str | None = None
-    note: str = ""
-    runs: dict = field(default_factory=dict)
-
-    @property
-    def command(self) -> str:
-        return self.figure.command
-
-
-@dataclass(frozen=True)
-class Untested:
-    """A claim the sources make that no experiment here tests yet, and why."""
-    source: str
-    claim: str
-    why: str
+__all__ = ["Claim", "Claims", "ClaimsError", "Figure", "KINDS", "Question", "Requirement", "Test", "Untested",
+           "load", "load_all"]
 
 
 def load(path: Path) -> tuple[list[Figure], list[Claim]]:
-    figures, claims, _ = load_all(path)
-    return figures, claims
+    c = load_all(path)
+    return c.figures, c.claims
 
 
-def load_all(path: Path) -> tuple[list[Figure], list[Claim], list[Untested]]:
-    """The figures, the claims and the untested claims, from one read of the file."""
+def load_all(path: Path) -> Claims:
+    """Every entry of the claims file, checked, from one read of it."""
     doc = _read(path)
-    if not {"figures", "claims"} <= set(doc):
-        raise ClaimsError(f"{path}: expected top-level keys 'figures' and 'claims'")
+    if not {"questions", "figures", "claims"} <= set(doc):
+        raise ClaimsError(f"{path}: expected top-level keys 'questions', 'figures' and 'claims'")
+    questions = []
+    for q in doc["questions"]:
+        _keys(q, QUESTION_KEYS, QUESTION_KEYS, f"question {q.get('id', '?')!r}" if isinstance(q, dict) else "question")
+        questions.append(Question(id=str(q["id"]), question=" ".join(str(q["question"]).split())))
+    by_question = _unique({q.id: q for q in questions}, questions, "question")
     default_seeds = int(doc.get("seeds", 3))
     figures = [_figure(f, default_seeds) for f in doc["figures"]]
     by_id = _unique({f.id: f for f in figures}, figures, "figure")
-    claims = [_claim(c, by_id) for c in doc["claims"]]
+    claims = [_claim(c, by_id, by_question) for c in doc["claims"]]
     _unique({c.id: c for c in claims}, claims, "claim")
+    unused = sorted(set(by_question) - {c.question for c in claims})
+    if unused:
+        raise ClaimsError(f"question(s) {unused} have no claim rows")
     untested = []
     for i, u in enumerate(doc.get("untested") or []):
         _keys(u, {"source", "claim", "why"}, {"source", "claim", "why"}, f"untested entry {i + 1}")
         untested.append(Untested(**{k: str(v).strip() for k, v in u.items()}))
-    return figures, claims, untested
+    return Claims(questions, figures, claims, untested)
 
 
 def _read(path: Path) -> dict:
@@ -139,20 +79,47 @@ def _keys(entry: dict, allowed: set[str], required: set[str], where: str) -> Non
 
 def _figure(f: dict, default_seeds: int) -> Figure:
     where = f"figure {f.get('id', '?')!r}" if isinstance(f, dict) else "figure"
-    _keys(f, FIGURE_KEYS, FIGURE_KEYS - {"seeds"}, where)
-    return Figure(**{k: str(f[k]).strip() for k in FIGURE_KEYS - {"seeds"}}, seeds=int(f.get("seeds", default_seeds)))
+    _keys(f, FIGURE_KEYS, FIGURE_KEYS - {"seeds", "requires"}, where)
+    return Figure(**{k: str(f[k]).strip() for k in FIGURE_KEYS - {"seeds", "requires"}},
+                  seeds=int(f.get("seeds", default_seeds)), requires=_requires(f.get("requires"), where))
 
 
-def _claim(c: dict, figures: dict[str, Figure]) -> Claim:
-    where = f"claim {c.get('id', '?')!r}" if isinstance(c, dict) else "claim"
-    _keys(c, CLAIM_KEYS, {"id", "figure", "source", "claim", "reading", "metric", "reduce", "a", "test"}, where)
-    if c["figure"] not in figures:
-        raise ClaimsError(f"{where}: figure {c['figure']!r} is not among the figures {sorted(figures)}")
-    reduce = dict(c["reduce"]) if isinstance(c["reduce"], dict) else {"how": c["reduce"]}
+def _requires(r, where: str) -> tuple:
+    if r is None:
+        return ()
+    items = r if isinstance(r, list) else [r]
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}, requires[{i}]"
+        _keys(item, REQUIRE_KEYS, {"metric", "reduce", "why"}, w)
+        reduce = _reduce(item["reduce"], w)
+        lo, hi = float(item.get("at_least", -float("inf"))), float(item.get("at_most", float("inf")))
+        if lo == -float("inf") and hi == float("inf"):
+            raise ClaimsError(f"{w}: needs at_least or at_most")
+        out.append(Requirement(str(item["metric"]), reduce, lo, hi, " ".join(str(item["why"]).split())))
+    return tuple(out)
+
+
+def _reduce(r, where: str) -> dict:
+    reduce = dict(r) if isinstance(r, dict) else {"how": r}
     how = reduce.get("how")
     if how not in REDUCERS:
         raise ClaimsError(f"{where}: reduce.how={how!r}; one of {sorted(REDUCERS)}")
     _keys(reduce, {"how"} | REDUCERS[how] | REDUCE_OPTIONAL, {"how"} | REDUCERS[how], f"{where}, reduce")
+    return reduce
+
+
+def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) -> Claim:
+    where = f"claim {c.get('id', '?')!r}" if isinstance(c, dict) else "claim"
+    _keys(c, CLAIM_KEYS, {"id", "figure", "source", "claim", "reading", "metric", "reduce", "a", "test", "kind",
+                          "question"}, where)
+    if c["figure"] not in figures:
+        raise ClaimsError(f"{where}: figure {c['figure']!r} is not among the figures {sorted(figures)}")
+    if c["kind"] not in KINDS:
+        raise ClaimsError(f"{where}: kind={c['kind']!r}; one of {sorted(KINDS)}")
+    if c["question"] not in questions:
+        raise ClaimsError(f"{where}: question={c['question']!r} is not among the questions {sorted(questions)}")
+    reduce = _reduce(c["reduce"], where)
     test = _test(c["test"], where)
     if (test.stat == "value") != (c.get("b") is None):
         raise ClaimsError(f"{where}: test.stat={test.stat!r} " + (
@@ -160,12 +127,22 @@ def _claim(c: dict, figures: dict[str, Figure]) -> Claim:
     for side in ("a", "b", "runs"):
         if c.get(side) is not None and not isinstance(c[side], dict):
             raise ClaimsError(f"{where}: {side} must be a mapping of run columns to values, e.g. {{variant: batch}}")
+    baseline = c.get("baseline")
+    if baseline is not None:
+        if not (isinstance(baseline, dict) and set(baseline) == {"a", "b"}) or test.stat != "difference" \
+                or c.get("b") is None:
+            raise ClaimsError(f"{where}: baseline needs a and b (the same comparison without the effect), and the "
+                              f"row a difference between its own a and b")
+    if c.get("minus") and c.get("over"):
+        raise ClaimsError(f"{where}: minus and over exclude each other")
     figure = figures[c["figure"]]
     return Claim(id=str(c["id"]), figure=figure, source=str(c["source"]), claim=str(c["claim"]).strip(),
                  reading=str(c["reading"]), metric=str(c["metric"]), reduce=reduce, a=dict(c["a"]),
                  b=dict(c["b"]) if c.get("b") is not None else None, test=test,
-                 seeds=int(c.get("seeds", figure.seeds)), paper=str(c.get("paper", "")).strip(),
-                 minus=c.get("minus"), note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
+                 seeds=int(c.get("seeds", figure.seeds)), kind=str(c["kind"]), question=str(c["question"]),
+                 requires=_requires(c["requires"], where) if "requires" in c else figure.requires,
+                 paper=str(c.get("paper", "")).strip(),
+                 minus=c.get("minus"), over=c.get("over"), baseline=baseline, note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
 
 
 def _test(t: dict, where: str) -> Test:

@@ -1,5 +1,5 @@
-"""Judge a claim from stored metrics: reduce each run's series to one number, pair the two sides by seed, test
-the statistic per seed, and give a verdict. Nothing here trains; missing data is a verdict ("not run"), not an
+"""Judge a claim row from stored metrics: check its preconditions, reduce each run's series to one number, pair
+the two sides by seed, and decide by the 95% interval of the statistic's mean over seeds. Nothing here trains; missing data is a verdict ("not run"), not an
 error."""
 
 from __future__ import annotations
@@ -9,91 +9,43 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bnrepro.metrics import SPLITS
-from bnrepro.report.claims import Claim, ClaimsError
+from bnrepro.report.schema import Claim, ClaimsError
+from bnrepro.report.series import Stored, reduce, select_runs
+from bnrepro.report.stats import interval
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not run")
+RESULTS = ("pass", "fail", "inconclusive", "not testable", "not run")
+# What a pass and a fail mean, per kind of row: only paper values and directions reproduce a claim.
+LABELS = {
+    "paper_value": ("reproduced", "not reproduced"), "direction": ("reproduced", "not reproduced"),
+    "control": ("supports the claim", "undercuts the claim"),
+    "sanity": ("holds, as it must", "fails: check the code"),
+    "fitted": ("matches (fitted)", "does not match (fitted)"),
+}
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable", "not run")
 
 
 @dataclass
 class Outcome:
     claim: Claim
-    verdict: str
+    result: str                 # one of RESULTS
     reason: str = ""
     a: dict[int, float] = field(default_factory=dict)   # seed -> the reduced value of side A
     b: dict[int, float] = field(default_factory=dict)
     stats: dict[int, float] = field(default_factory=dict)  # seed -> the tested statistic
+    estimate: tuple[float, float, float] | None = None   # mean (geometric for ratios) and its 95% interval
+    left_out: dict[int, str] = field(default_factory=dict)  # seed -> why it has no value
+    runs: frozenset = frozenset()  # fingerprints of the runs read (see Stored.fingerprint)
 
     @property
     def n(self) -> int:
         return len(self.stats)
 
-
-def split_metric(metric: str) -> tuple[str, str]:
-    """'test/acc' -> ('test', 'acc'); names without a split prefix are probes: 'landscape/beta' -> ('probe', ...)."""
-    head, _, rest = metric.partition("/")
-    return (head, rest) if head in SPLITS and rest else ("probe", metric)
-
-
-def select_runs(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
-    """Rows of runs.csv matching every column: value of `where` (floats compared with a relative tolerance)."""
-    keep = pd.Series(True, index=runs.index)
-    for col, want in where.items():
-        if col not in runs:
-            raise ClaimsError(f"runs have no column {col!r} (columns: {sorted(runs.columns)})")
-        values = runs[col]
-        if isinstance(want, (int, float)) and not isinstance(want, bool) and pd.api.types.is_numeric_dtype(values):
-            keep &= np.isclose(values.astype(float), float(want), rtol=1e-9, atol=0)
-        else:
-            keep &= values.astype(str) == str(want)
-    return runs[keep]
-
-
-class Stored:
-    """One results folder's metrics.parquet and runs.csv, with each run's series indexed for repeated lookups."""
-
-    def __init__(self, metrics: pd.DataFrame, runs: pd.DataFrame):
-        self.runs = runs
-        self._series = {key: g.groupby("step")["value"].last().astype("float64").sort_index()
-                        for key, g in metrics.groupby(["run_id", "split", "metric"], observed=True)}
-
-    def series(self, run_id: str, metric: str, minus: str | None = None) -> pd.Series:
-        """One run's stored values of `metric` (minus `minus` at the same steps), indexed by step."""
-        s = self._series.get((run_id, *split_metric(metric)), pd.Series(dtype="float64"))
-        return s if minus is None else (s - self.series(run_id, minus)).dropna()
-
-
-def reduce(s: pd.Series, how: str, **opt) -> float:
-    """One run's series (values indexed by step) to one number; see configs/claims.yaml for the readings."""
-    if "from" in opt or "to" in opt:
-        s = s[(s.index >= opt.get("from", -np.inf)) & (s.index <= opt.get("to", np.inf))]
-    if s.empty:
-        return np.nan
-    v = s.to_numpy()
-    window = int(opt.get("window", 1))
-    if how == "final":
-        return float(np.mean(v[-window:]))
-    if how == "at_step":
-        upto = s[s.index <= opt["step"]]
-        if s.index.max() < opt["step"] or upto.empty:
-            return np.nan  # the run did not get there
-        return float(np.mean(upto.to_numpy()[-window:]))
-    if how == "steps_to":
-        curve = s.rolling(int(opt.get("smooth", 1)), min_periods=1).mean()
-        hit = curve[curve <= opt["threshold"]] if opt.get("below") else curve[curve >= opt["threshold"]]
-        return float(hit.index[0]) if len(hit) else np.inf  # never reached: infinitely many steps
-    if np.isnan(v).all():
-        return np.nan
-    if how in ("max", "min", "median", "mean"):
-        return float(getattr(np, f"nan{how}")(v))
-    if how == "range":
-        return float(np.nanmax(v) - np.nanmin(v))
-    if how == "change":
-        return float(v[-1] - v[0])
-    if how == "step_change":
-        moves = np.abs(np.diff(v))
-        return float(np.nanmax(moves) if opt.get("stat") == "max" else np.nanmedian(moves)) if len(moves) else np.nan
-    raise ClaimsError(f"unknown reduction {how!r}")
+    @property
+    def verdict(self) -> str:
+        """The row's verdict in the words of its kind: reproduced / not reproduced only for rows that count."""
+        if self.result in ("pass", "fail"):
+            return LABELS[self.claim.kind][self.result == "fail"]
+        return self.result
 
 
 def side_series(claim: Claim, stored: Stored, side: dict) -> dict[int, pd.Series]:
@@ -103,15 +55,9 @@ def side_series(claim: Claim, stored: Stored, side: dict) -> dict[int, pd.Series
     if chosen["seed"].duplicated().any():
         raise ClaimsError(f"claim {claim.id!r}: {len(chosen)} runs match {{{_where(claim.runs, side)}}}, several "
                           f"per seed; narrow its runs/a/b selection")
-    found = {int(seed): stored.series(run_id, claim.metric, claim.minus)
+    found = {int(seed): stored.series(run_id, claim.metric, claim.minus, claim.over)
              for run_id, seed in zip(chosen["run_id"], chosen["seed"])}
     return {seed: s for seed, s in found.items() if not s.empty}
-
-
-def side_values(claim: Claim, stored: Stored, side: dict) -> dict[int, float]:
-    """Seed -> reduced value for the runs of one side."""
-    opt = {k: v for k, v in claim.reduce.items() if k != "how"}
-    return {seed: reduce(s, claim.reduce["how"], **opt) for seed, s in side_series(claim, stored, side).items()}
 
 
 def _where(*dicts: dict) -> str:
@@ -122,62 +68,132 @@ def statistic(stat: str, a: float, b: float | None) -> float:
     if stat == "value":
         return a
     if stat == "difference":
-        return a - b if not (np.isinf(a) and np.isinf(b)) else np.nan
+        return a - b
     with np.errstate(divide="ignore", invalid="ignore"):
-        if np.isinf(a) and np.isinf(b):
-            return np.nan  # neither got there: no ratio to speak of
         return float(np.float64(a) / np.float64(b))
 
 
-def spread(stat: str, values: list[float]) -> tuple[float, float] | None:
-    """The band mean ± sd over seeds (geometric for ratios, which are multiplicative); None if not all finite."""
-    v = np.asarray(values, dtype=float)
-    if not np.isfinite(v).all():
-        return None
-    sd_of = (lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0)
-    if stat == "ratio" and (v > 0).all():
-        m, sd = float(np.mean(np.log(v))), sd_of(np.log(v))
-        return float(np.exp(m - sd)), float(np.exp(m + sd))
-    m, sd = float(np.mean(v)), sd_of(v)
-    return m - sd, m + sd
+def censored_statistic(stat: str, a: float, b: float | None, ha: float, hb: float) -> tuple[float, int]:
+    """The statistic with a side that never reached its threshold (steps_to = ∞) put at its run's last step,
+    and which way that makes it a bound: +1 when the true statistic is at least the value (A censored: A is
+    larger still), -1 when at most (B censored), 0 when exact. Both censored: no value (NaN)."""
+    ca, cb = bool(np.isinf(a)), b is not None and bool(np.isinf(b))
+    if ca and cb:
+        return np.nan, 0
+    a2, b2 = (ha if ca else a), (hb if cb else b)
+    return statistic(stat, a2, b2), (1 if ca else -1 if cb else 0)
+
+
+def _decide(test, est: tuple[float, float, float], bounds: set[int]) -> tuple[str, str]:
+    """pass / fail / inconclusive from the 95% interval of the statistic against the test's range."""
+    _, lo, hi = est
+    passes, fails = test.lo <= lo and hi <= test.hi, hi < test.lo or lo > test.hi
+    if not (passes or fails):
+        return "inconclusive", "the 95% interval over seeds overlaps the threshold"
+    if bounds - {0}:
+        one_sided_up, one_sided_down = test.hi == np.inf, test.lo == -np.inf
+        valid = bounds - {0} == {1} and ((passes and one_sided_up) or (fails and one_sided_down)) or \
+            bounds - {0} == {-1} and ((passes and one_sided_down) or (fails and one_sided_up))
+        if not valid:
+            return "inconclusive", ("some runs never reached the threshold, and with their value put at the last "
+                                    "step the interval could move across it")
+        return ("pass" if passes else "fail"), "some runs never reached the threshold: their value is a bound, " \
+                                               "and the bound already decides"
+    return ("pass" if passes else "fail"), ""
+
+
+def _mean(values: dict[int, float]) -> float:
+    v = [x for x in values.values() if np.isfinite(x)]
+    return float(np.mean(v)) if v else np.nan
 
 
 def judge(claim: Claim, stored: Stored | None) -> Outcome:
     if stored is None:
         return Outcome(claim, "not run", f"no stored results in results/{claim.figure.results}/")
-    a = side_values(claim, stored, claim.a)
-    b = side_values(claim, stored, claim.b) if claim.b is not None else {}
+    a_series = side_series(claim, stored, claim.a)
+    b_series = side_series(claim, stored, claim.b) if claim.b is not None else {}
+    opt = {k: v for k, v in claim.reduce.items() if k != "how"}
+    a = {s: reduce(x, claim.reduce["how"], **opt) for s, x in a_series.items()}
+    b = {s: reduce(x, claim.reduce["how"], **opt) for s, x in b_series.items()}
+    if claim.baseline is not None:  # A − B against the same contrast A′ − B′ without the effect, seed by seed
+        base = [{s: reduce(x, claim.reduce["how"], **opt) for s, x in side_series(claim, stored, side).items()}
+                for side in (claim.baseline["a"], claim.baseline["b"])]
+        common = set(a) & set(b) & set(base[0]) & set(base[1])
+        a, b = {s: a[s] - b[s] for s in common}, {s: base[0][s] - base[1][s] for s in common}
     missing = [_where(claim.runs, side) for side, got in ((claim.a, a), (claim.b, b)) if side is not None and not got]
     if missing:
         return Outcome(claim, "not run", f"no run with {claim.metric} for {{{'}, {'.join(missing)}}}", a, b)
     seeds = sorted(set(a) & set(b)) if claim.b is not None else sorted(a)
     if not seeds:
         return Outcome(claim, "not run", "the two sides share no seed", a, b)
-    stats = {s: statistic(claim.test.stat, a[s], b.get(s)) for s in seeds}
-    passed = [claim.test.passes(v) for v in stats.values()]
-    out = Outcome(claim, "inconclusive", "", {s: a[s] for s in seeds}, {s: b[s] for s in seeds if s in b}, stats)
-    if len(seeds) < claim.seeds:
-        out.reason = f"{len(seeds)} seed(s), {claim.seeds} required"
+    out = Outcome(claim, "inconclusive", "", {s: a[s] for s in seeds}, {s: b[s] for s in seeds if s in b})
+    sides = [side for side in (claim.a, claim.b, *(claim.baseline or {}).values()) if side is not None]
+    used = pd.concat([select_runs(stored.runs, {**claim.runs, **side}) for side in sides])
+    out.runs = frozenset(stored.fingerprint(r) for r, seed in zip(used["run_id"], used["seed"]) if seed in out.a)
+    for s in sorted({int(x) for x in used["seed"]} - set(seeds)):
+        out.left_out[s] = "no value on one side"  # e.g. a run that diverged before its first probe
+    for req in claim.requires:
+        for name, side in (("A", claim.a), ("B", claim.b)):
+            if side is None:
+                continue
+            got = _mean(side_values_of(claim, stored, side, req.metric, req.reduce))
+            if np.isnan(got):
+                out.result = "not run"
+                out.reason = f"no {req.metric} stored for {side_label_plain(side)}, to check the precondition"
+                return out
+            if not (req.lo <= got <= req.hi):
+                out.result = "not testable"
+                out.reason = f"needs {req.describe()}; {side_label_plain(side)} has {got:.3g}"
+                return out
+    horizon = {s: float(x.index.max()) for s, x in a_series.items()}
+    horizon_b = {s: float(x.index.max()) for s, x in b_series.items()}
+    bounds: set[int] = set()
+    for s in seeds:
+        v, bound = censored_statistic(claim.test.stat, a[s], b.get(s), horizon[s], horizon_b.get(s, np.nan))
+        if np.isnan(v):
+            out.left_out[s] = "neither side reached the threshold" if bound == 0 and np.isinf(a[s]) \
+                else "no value (the run diverged or did not get there)"
+            continue
+        out.stats[s] = v
+        bounds.add(bound)
+    diverged = _diverged(stored, claim, seeds)
+    for s, why in list(out.left_out.items()):
+        if s in diverged:
+            out.left_out[s] = f"diverged at step {diverged[s]}"
+    if out.n < claim.seeds:
+        out.reason = f"{out.n} seed(s) with a value, {claim.seeds} required"
         return out
-    if any(passed) and not all(passed):
-        out.reason = f"seeds disagree: {sum(passed)} of {len(passed)} pass" + _no_value(stats)
-        return out
-    band = spread(claim.test.stat, list(stats.values()))
-    lo, hi = claim.test.lo, claim.test.hi
-    if band is not None:
-        inside = lo <= band[0] and band[1] <= hi
-        outside = band[1] < lo or band[0] > hi
-        if (all(passed) and not inside) or (not any(passed) and not outside):
-            out.reason = "the spread over seeds (mean ± sd) overlaps the threshold"
-            return out
-    out.verdict = "reproduced" if all(passed) else "not reproduced"
-    out.reason = _no_value(stats).removeprefix("; ")
+    values = list(out.stats.values())
+    log = claim.test.stat == "ratio" and all(v > 0 for v in values)
+    out.estimate = interval(values, log=log)
+    out.result, out.reason = _decide(claim.test, out.estimate, bounds)
     return out
 
 
-def _no_value(stats: dict[int, float]) -> str:
-    n = sum(np.isnan(v) for v in stats.values())
-    return f"; no value in {n} seed(s): the run did not get there, or neither side reached the threshold" if n else ""
+def side_values_of(claim: Claim, stored: Stored, side: dict, metric: str, how: dict) -> dict[int, float]:
+    chosen = select_runs(stored.runs, {**claim.runs, **side})
+    opt = {k: v for k, v in how.items() if k != "how"}
+    return {int(seed): reduce(stored.series(run_id, metric), how["how"], **opt)
+            for run_id, seed in zip(chosen["run_id"], chosen["seed"])}
+
+
+def _diverged(stored: Stored, claim: Claim, seeds) -> dict[int, int]:
+    runs = stored.runs
+    if "status" not in runs:
+        return {}
+    out = {}
+    for side in (claim.a, claim.b):
+        if side is None:
+            continue
+        chosen = select_runs(runs, {**claim.runs, **side})
+        for _, r in chosen[chosen["status"] == "diverged"].iterrows():
+            step = r.get("diverged_at_step")
+            out[int(r["seed"])] = int(step) if pd.notna(step) else -1
+    return out
+
+
+def side_label_plain(side: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in side.items()) or "runs"
 
 
 def claim_series(claim: Claim, stored: Stored) -> pd.DataFrame:

@@ -1,124 +1,107 @@
-"""The report as one Markdown page (results/REPORT.md): counts, a summary table, then one section per figure with
-its image, what it shows, its claims and its provenance. Deterministic: the same metrics give the same bytes."""
+"""The report as one Markdown page (results/REPORT.md): the answer per question first, how to read it, one verdict
+per statement, then one section per figure with its image, provenance and rows. Deterministic: the same metrics
+give the same bytes."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 
-from bnrepro.figures.style import data_kind, label
-from bnrepro.report.claims import Claim, Figure, Untested
-from bnrepro.report.evaluate import VERDICTS, Outcome, spread
-
-SOURCES = {"article": "the article (Huber 2020)", "Ioffe": "Ioffe & Szegedy 2015",
-           "Santurkar": "Santurkar et al. 2018"}
+from bnrepro.figures.style import data_kind
+from bnrepro.report.claims import KINDS, Claims, Figure
+from bnrepro.report.evaluate import RESULTS, Outcome
+from bnrepro.report.rollup import (ANSWERS, STATEMENT_VERDICTS, Answer, Statement, answers, independent_run_sets,
+                                   statements, strongest)
+from bnrepro.report.stats import resolution
+from bnrepro.report.text import cell, effect, ours, test_text, verdict_text
 
 INTRO = """\
-This page is written by `make report` from the metrics stored in `results/`; it trains nothing. Each claim of
-the article "Batch normalization in 3 levels of understanding" (J. Huber, 2020), of Ioffe & Szegedy 2015 (§4.1,
-MNIST) and of Santurkar et al. 2018 that bnrepro's experiments can test is listed in
-[`configs/claims.yaml`](../configs/claims.yaml) with the metric, how it is reduced over training, the test and the
-number of seeds it needs. A claim that can be read more than one way (on the spikes and on typical steps, by the
-ℓ2 difference and by the cosine, at each learning rate, at several steps of a staircase) has one row per reading,
-so that it shows where it holds and where it does not.
-
-Verdicts, per row:
-- **reproduced**: the test passes for every seed, and the band mean ± sd over seeds lies on the passing side;
-- **not reproduced**: the test fails for every seed, and the band lies on the failing side;
-- **inconclusive**: the seeds disagree, the band overlaps the threshold, or there are fewer seeds than required;
-- **not run**: no stored metrics for it; the command that makes them is given.
-
-"Ours" gives each side as mean ± sd over the seeds and, for a comparison, the band of the tested statistic
-(A / B or A − B per seed; geometric mean ± sd for ratios). Most results come from reduced CPU configurations,
-not the papers' full protocols: each figure's section says which, so a verdict is about that protocol."""
-
-
-def fmt(x: float, never: bool = False) -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return "n/a"
-    if np.isinf(x):
-        return "never" if never and x > 0 else ("∞" if x > 0 else "−∞")
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e4 or abs(x) < 1e-3:
-        mantissa, exp = f"{x:.2e}".split("e")
-        return f"{mantissa}e{int(exp)}"
-    if abs(x) >= 1000:
-        return f"{float(f'{x:.3g}'):,.0f}"  # 3 significant digits, with a thousands separator: 2,040
-    return f"{x:.3g}"
-
-
-def mean_sd(values: list[float], never: bool) -> str:
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return "n/a"
-    finite = v[np.isfinite(v)]
-    if len(finite) < len(v):  # "never" (or NaN) in some seeds: say how many, and the rest as they are
-        odd = Counter(fmt(x, never) for x in v[~np.isfinite(v)])
-        parts = [f"{k} ×{n}" for k, n in sorted(odd.items())] + [fmt(x, never) for x in finite]
-        return ", ".join(parts)
-    if len(v) == 1:
-        return fmt(float(v[0]))
-    return f"{fmt(float(v.mean()))} ± {fmt(float(v.std(ddof=1)))}"
-
-
-def side_label(claim: Claim, side: dict) -> str:
-    parts = [label(str(v)) if k == "variant" else f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-             for k, v in side.items()]
-    return ", ".join(parts) or "runs"
-
-
-def ours(o: Outcome) -> str:
-    if o.verdict == "not run":
-        return "—"
-    c = o.claim
-    never = c.reduce["how"] == "steps_to"
-    seeds = list(o.stats)
-    a = mean_sd([o.a[s] for s in seeds], never)
-    if c.b is None:
-        return f"{a} (n={o.n})"
-    b = mean_sd([o.b[s] for s in seeds], never)
-    band = spread(c.test.stat, list(o.stats.values()))
-    stat = c.test.stat
-    tail = (f"{stat} {fmt(band[0])}–{fmt(band[1])}" if band and band[0] != band[1] else
-            f"{stat} {mean_sd(list(o.stats.values()), False)}")
-    return f"{side_label(c, c.a)}: {a} · {side_label(c, c.b)}: {b} · {tail} (n={o.n})"
-
-
-def test_text(c: Claim) -> str:
-    return c.test.describe(side_label(c, c.a), side_label(c, c.b) if c.b is not None else None)
-
-
-def verdict_text(o: Outcome) -> str:
-    v = f"**{o.verdict}**" if o.verdict == "not reproduced" else o.verdict
-    reason = f"{o.reason}; run `{o.claim.command}`" if o.verdict == "not run" else o.reason
-    return f"{v} ({reason})" if reason else v
-
-
-def cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
+This page is written by `make report` from the metrics stored in `results/`; it trains nothing. It judges what
+the article "Batch normalization in 3 levels of understanding" (J. Huber, 2020), Ioffe & Szegedy 2015 (§4.1,
+MNIST) and Santurkar et al. 2018 say about BN, as listed in [`configs/claims.yaml`](../configs/claims.yaml): each
+question below is answered by statements from the sources, and each statement by one or more readings of stored
+runs (rows). Most runs use reduced CPU protocols, not the papers' full ones: a verdict is about the protocol its
+figure names."""
 
 def anchor(figure: Figure) -> str:
     return f"fig-{figure.id.replace('_', '-')}"
 
 
-def counts_line(outcomes: list[Outcome]) -> str:
-    n = Counter(o.verdict for o in outcomes)
-    return (f"**{len(outcomes)} claims: {n['reproduced']} reproduced, {n['not reproduced']} not reproduced, "
-            f"{n['inconclusive']} inconclusive, {n['not run']} not run.**")
-
-
-def by_source(outcomes: list[Outcome]) -> list[str]:
-    lines = ["| source | " + " | ".join(VERDICTS) + " |", "|---|" + "---|" * len(VERDICTS)]
-    for key, name in SOURCES.items():
-        mine = [o for o in outcomes if o.claim.source.startswith(key)]
+def row_counts(outcomes: list[Outcome]) -> list[str]:
+    """Rows by kind and result: only the first two kinds count as reproductions."""
+    head = ["kind", "rows", *RESULTS]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+    for kind in KINDS:
+        mine = [o for o in outcomes if o.claim.kind == kind]
         if mine:
-            n = Counter(o.verdict for o in mine)
-            lines.append(f"| {name} | " + " | ".join(str(n[v]) for v in VERDICTS) + " |")
+            n = Counter(o.result for o in mine)
+            lines.append(f"| {kind} | {len(mine)} | " + " | ".join(str(n[r]) for r in RESULTS) + " |")
     return lines
+
+
+def answer_text(a: Answer) -> str:
+    parts = [f"{name}: **{got}**" for kind, name in (("direction", "directions"), ("paper_value", "paper values"))
+             if (got := a.answer_for(kind))]
+    return " · ".join(parts) or "**not run**"
+
+
+def answers_table(ans: list[Answer]) -> list[str]:
+    shown = STATEMENT_VERDICTS[:5]
+    lines = ["| question | answer | statements: " + " / ".join(shown) + " | independent run sets |",
+             "|---|---|---|---|"]
+    for a in ans:
+        n = Counter(s.verdict for s in a.statements)
+        rows = [o for s in a.statements for o in s.deciding]
+        lines.append(f"| [{cell(a.question.question)}](#q-{a.question.id}) | {answer_text(a)} | "
+                     + " / ".join(str(n[v]) for v in shown) + f" | {independent_run_sets(rows)} |")
+    return lines
+
+
+def strongest_text(s: Statement) -> str:
+    parts = []
+    for result in ("pass", "fail"):
+        o = strongest(s.deciding, result)
+        if o is not None:
+            parts.append(f"{'for' if result == 'pass' else 'against'}: `{o.claim.id}` {effect(o)}")
+    return "; ".join(parts) or "—"
+
+
+def statement_section(a: Answer) -> list[str]:
+    lines = [f'<a id="q-{a.question.id}"></a>', "", f"### {a.question.question}", "", f"Answer: {answer_text(a)}.", "",
+             "| statement | source | verdict | rows: pass / fail / inconclusive / not testable | strongest evidence "
+             "| controls and checks |", "|---|---|---|---|---|---|"]
+    for s in a.statements:
+        n = Counter(o.result for o in s.deciding)
+        checks = "; ".join(f"`{o.claim.id}` ({o.claim.kind}): {o.verdict}" for o in s.controls) or "—"
+        lines.append(f"| {cell(s.text)} | {cell(s.source)} | **{s.verdict}** | "
+                     + " / ".join(str(n[r]) for r in RESULTS[:4]) + f" | {cell(strongest_text(s))} | {cell(checks)} |")
+    return lines + [""]
+
+
+def how_to_read(outcomes: list[Outcome]) -> list[str]:
+    seeds = sorted({c for c in (o.claim.seeds for o in outcomes) if c > 1})
+    res = ", ".join(f"{n} seeds: {resolution(n):.2f} sd" for n in seeds)
+    kinds = [f"  - **{k}**: {v}." for k, v in KINDS.items()]
+    return ["## How to read it", "",
+            "- **A row** reduces each run to one number, pairs the two sides by seed, and takes the statistic "
+            "(A, A / B or A − B) per seed. Its effect is the mean over seeds (geometric for ratios) with a 95% "
+            "confidence interval (Student's t). It **passes** when the whole interval lies on the passing side "
+            "of the test, **fails** when the whole interval lies on the failing side, and is **inconclusive** "
+            "otherwise or with fewer seeds than required.",
+            f"- **What the seeds can resolve**: an interval excludes zero only when the mean effect exceeds about "
+            f"t·sd/√n, i.e. {res} of the seed-to-seed spread. A test marked *sign only* has no margin: it says the "
+            f"direction agrees, not that the effect is as large as the source's.",
+            "- **Not testable**: a row whose precondition fails (e.g. a network still on its chance plateau, "
+            "whose training dynamics say nothing about the claim) gets no verdict either way.",
+            "- **Runs that never reached a threshold** (steps to x%) count at their last step; that makes the "
+            "statistic a bound, and the row is decided only when the bound decides.",
+            "- **Diverged runs** without a value are left out, and named in the row.",
+            "- **Kinds**: only paper values and directions can reproduce a statement:", *kinds,
+            "- **A statement** holds when every deciding row passes, fails when every one fails, is mixed "
+            "otherwise; **a question** is supported, contradicted or mixed in the same way over its statements. "
+            "Readings of the same runs are not independent evidence: each question says on how many disjoint "
+            "sets of runs it rests.", ""]
 
 
 def provenance(figure: Figure, runs: pd.DataFrame | None) -> str:
@@ -143,15 +126,6 @@ def data_text(runs: pd.DataFrame) -> str:
             "mixed": "mixed official and unofficial"}[data_kind(runs)]
 
 
-def summary_table(outcomes: list[Outcome]) -> list[str]:
-    lines = ["| claim | statement | reading | paper | ours | test | verdict |", "|---|---|---|---|---|---|---|"]
-    for o in outcomes:
-        c = o.claim
-        lines.append(f"| [{c.id}](#{anchor(c.figure)}) | {cell(c.claim)} | {cell(c.reading)} | {cell(c.paper) or '—'}"
-                     f" | {cell(ours(o))} | {cell(test_text(c))} | {cell(verdict_text(o))} |")
-    return lines
-
-
 def figure_section(figure: Figure, outcomes: list[Outcome], runs: pd.DataFrame | None, image_exists: bool) -> list[str]:
     lines = [f'<a id="{anchor(figure)}"></a>', "", f"### {figure.title}", ""]
     image = f"{figure.results}/{figure.file}"
@@ -159,34 +133,45 @@ def figure_section(figure: Figure, outcomes: list[Outcome], runs: pd.DataFrame |
                  f"*Figure not drawn yet (`{image}`): `make figures` draws it from the stored metrics.*")
     lines += ["", f"**What it shows.** {' '.join(figure.shows.split())}", "",
               f"**Provenance.** {provenance(figure, runs)}", ""]
+    if figure.requires:
+        lines += ["**Precondition.** " + "; ".join(r.describe() for r in figure.requires) + ".", ""]
     if outcomes:
-        lines += ["| claim | source | statement | reading | ours | test | verdict |", "|---|---|---|---|---|---|---|"]
+        lines += ["| claim | kind | statement | reading | ours: effect [95% interval] | test | verdict |",
+                  "|---|---|---|---|---|---|---|"]
         for o in outcomes:
             c = o.claim
             note = f" {c.note}" if c.note else ""
-            lines.append(f"| {c.id} | {cell(c.source)} | {cell(c.claim + note)} | {cell(c.reading)} | {cell(ours(o))}"
-                         f" | {cell(test_text(c))} | {cell(verdict_text(o))} |")
+            paper = f" Paper: {c.paper}." if c.paper else ""
+            lines.append(f"| {c.id} | {c.kind} | {cell(c.claim + note)} | {cell(c.reading + paper)} | "
+                         f"{cell(ours(o))} | {cell(test_text(c))} | {cell(verdict_text(o))} |")
         lines.append("")
     return lines
 
 
-def render(figures: list[Figure], outcomes: list[Outcome], runs: dict[str, pd.DataFrame | None],
-           images: dict[str, bool], untested: list[Untested] = ()) -> str:
-    lines = ["# Claims about batch normalization, judged from stored metrics", "", INTRO, "", counts_line(outcomes),
-             "", *by_source(outcomes), ""]
-    not_run = [o for o in outcomes if o.verdict == "not run"]
-    if not_run:
-        commands = sorted({o.claim.command for o in not_run})
-        lines += [f"Not run: {len(not_run)} claim(s); their data comes from " +
-                  ", ".join(f"`{c}`" for c in commands) + ".", ""]
-    lines += ["## Summary", "", *summary_table(outcomes), "", "## Figures", ""]
-    for f in figures:
+def render(claims: Claims, outcomes: list[Outcome], runs: dict[str, pd.DataFrame | None],
+           images: dict[str, bool]) -> str:
+    stmts = statements(outcomes)
+    ans = answers(claims.questions, stmts)
+    ns = Counter(s.verdict for s in stmts)
+    headline = []
+    for kind, name in (("direction", "directions"), ("paper_value", "the papers' values")):
+        n = Counter(a.answer_for(kind) for a in ans)
+        headline.append(f"by {name}, " + ", ".join(f"{n[w]} {w}" for w in ANSWERS if n[w]))
+    headline = (f"**{len(ans)} questions; " + "; ".join(headline) + f". {len(stmts)} statements: "
+                + ", ".join(f"{ns[w]} {w}" for w in STATEMENT_VERDICTS if ns[w]) + f". {len(outcomes)} rows, on "
+                f"{independent_run_sets([o for o in outcomes if o.claim.counts])} independent sets of runs.**")
+    lines = ["# Claims about batch normalization, judged from stored metrics", "", INTRO, "", "## Answers", "",
+             headline, "", *answers_table(ans), "", *row_counts(outcomes), "", *how_to_read(outcomes),
+             "## Statements", ""]
+    for a in ans:
+        lines += statement_section(a)
+    lines += ["## Figures", ""]
+    for f in claims.figures:
         mine = [o for o in outcomes if o.claim.figure.id == f.id]
         lines += figure_section(f, mine, runs.get(f.results), images.get(f.id, False))
-    if untested:
+    if claims.untested:
         lines += ["## Not tested here yet", "",
                   "Claims of the article and the papers that no experiment here tests yet, so they have no verdict:",
-                  "",
-                  "| source | claim | why not |", "|---|---|---|"]
-        lines += [f"| {cell(u.source)} | {cell(u.claim)} | {cell(u.why)} |" for u in untested]
+                  "", "| source | claim | why not |", "|---|---|---|"]
+        lines += [f"| {cell(u.source)} | {cell(u.claim)} | {cell(u.why)} |" for u in claims.untested]
     return "\n".join(lines).rstrip() + "\n"
