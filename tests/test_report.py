@@ -23,6 +23,7 @@ HEAD = """\
 questions:
   - id: q
     question: Does BN help?
+    changes: more seeds.
 figures:
   - id: toy_fig
     results: toy
@@ -116,6 +117,15 @@ def test_the_verdict_follows_the_interval(tmp_path):
     assert o.estimate[1] < 0 < o.estimate[0]
 
 
+def test_a_clear_effect_at_five_seeds_is_reproduced_and_a_zero_effect_inconclusive(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 5)
+    clear = {"batch": list(0.85 + 0.03 + noise), "none": list(0.85 + rng.normal(0, 0.01, 5))}
+    assert verdicts(tmp_path, BN_HIGHER, clear, seeds=5) == {"toy.higher": "reproduced"}
+    zero = {"batch": list(0.85 + noise), "none": list(0.85 - noise[::-1])}  # mean difference exactly 0
+    assert verdicts(tmp_path, BN_HIGHER, zero, seeds=5) == {"toy.higher": "inconclusive"}
+
+
 def test_fewer_seeds_than_required_is_inconclusive(tmp_path):
     (o,) = outcomes(tmp_path, BN_HIGHER, {"batch": [0.9, 0.91], "none": [0.8, 0.81]})[1]
     assert (o.verdict, o.reason) == ("inconclusive", "2 seed(s) with a value, 3 required")
@@ -126,8 +136,8 @@ def test_fewer_seeds_than_required_is_inconclusive(tmp_path):
 def test_missing_results_or_metric_is_not_run_with_its_command(tmp_path):
     claims = BN_HIGHER + row("toy.probe").replace("test/acc", "landscape/gpred_max")
     path = write_claims(tmp_path / "claims.yaml", claims)
-    markdown, outs = build(tmp_path / "results", path)  # no results folder at all
-    assert [o.verdict for o in outs] == ["not run", "not run"] and "`make toy seeds=3`" in markdown
+    pages, outs = build(tmp_path / "results", path)  # no results folder at all
+    assert [o.verdict for o in outs] == ["not run", "not run"] and "`make toy seeds=3`" in pages["report/toy_fig.md"]
     assert verdicts(tmp_path, claims, HIGH) == {"toy.higher": "reproduced", "toy.probe": "not run"}
 
 
@@ -178,14 +188,15 @@ def test_controls_sanity_checks_and_fitted_rows_never_count_as_reproductions(tmp
 def test_statements_and_questions_roll_up_from_their_rows(tmp_path):
     claims = (row("toy.a") + row("toy.b", test="{stat: difference, at_least: 0.5}")  # same statement, one fails
               + row("toy.c", claim="BN ends somewhat higher."))
-    md, outs = outcomes(tmp_path, claims, HIGH)
+    pages, outs = outcomes(tmp_path, claims, HIGH)
+    md = pages["REPORT.md"]
     sts = statements(outs)
     assert [(s.text, s.verdict) for s in sts] == [("BN ends higher.", "mixed"), ("BN ends somewhat higher.", "holds")]
     assert strongest(sts[0].deciding, "pass").claim.id == "toy.a"
     assert strongest(sts[0].deciding, "fail").claim.id == "toy.b"
     (ans,) = answers(load_all(tmp_path / "claims.yaml").questions, sts)
     assert ans.answer == "mixed" and ans.answer_for("paper_value") is None
-    assert "directions: **mixed**" in md and "for: `toy.a`" in md and "against: `toy.b`" in md
+    assert "directions: **mixed**" in md and "for: [`toy.a`]" in md and "against: [`toy.b`]" in md
     # three readings of the same runs are one set of evidence, not three
     assert independent_run_sets(outs) == 1
 
@@ -200,16 +211,19 @@ def test_a_difference_in_differences_subtracts_the_same_contrast_without_the_eff
     assert outcomes(tmp_path, did, results)[1][0].verdict == "undercuts the claim"
 
 
-def test_the_page_answers_first_and_is_deterministic(tmp_path):
-    markdown, _ = outcomes(tmp_path, BN_HIGHER, HIGH)
+def test_the_pages_answer_first_and_are_deterministic(tmp_path):
+    pages, _ = outcomes(tmp_path, BN_HIGHER, HIGH)
+    markdown, figure = pages["REPORT.md"], pages["report/toy_fig.md"]
     assert markdown.index("## Answers") < markdown.index("## How to read it") < markdown.index("## Figures")
-    assert "[Does BN help?](#q-q) | directions: **supported** | 1 / 0 / 0 / 0 / 0 | 1 |" in markdown
-    assert "difference 0.11 [" in markdown and "(sign only: no margin)" in markdown
-    assert "*Figure not drawn yet (`toy/fig_toy.png`)" in markdown  # no image yet: said, not a broken link
-    assert "Code: commit `abcdef12` (clean tree). Data: official." in markdown
+    assert "[Does BN help?](#q-q) | directions: **supported** | for: [`toy.higher`](report/toy_fig.md) (toy) " \
+           "difference 0.11 [0.067, 0.153], n=3 | 1 / 0 / 0 / 0 / 0 | 1 | more seeds. |" in markdown
+    assert "- [A toy figure](report/toy_fig.md): 1 rows, 1 pass" in markdown
+    assert "(sign only: no margin)" in figure
+    assert "*Figure not drawn yet (`toy/fig_toy.png`)" in figure  # no image yet: said, not a broken link
+    assert "Code: commit `abcdef12` (clean tree). Data: official." in figure
     (tmp_path / "results" / "toy" / "fig_toy.png").write_bytes(b"png")
     again = build(tmp_path / "results", tmp_path / "claims.yaml")[0]
-    assert "![A toy figure](toy/fig_toy.png)" in again  # relative to results/, where REPORT.md lives
+    assert "![A toy figure](../toy/fig_toy.png)" in again["report/toy_fig.md"]  # relative to results/report/
     assert build(tmp_path / "results", tmp_path / "claims.yaml")[0] == again  # no dates, stable order
 
 
@@ -234,7 +248,7 @@ def test_a_malformed_claim_is_an_error_naming_it(tmp_path, edit, message):
 def test_duplicate_ids_unused_questions_and_ambiguous_runs_are_errors(tmp_path):
     with pytest.raises(ClaimsError, match="'toy.higher' appears twice"):
         load(write_claims(tmp_path / "claims.yaml", BN_HIGHER + BN_HIGHER))
-    extra = HEAD.replace("figures:", "  - id: unused\n    question: Nobody asks?\nfigures:")
+    extra = HEAD.replace("figures:", "  - id: unused\n    question: Nobody asks?\n    changes: a row.\nfigures:")
     with pytest.raises(ClaimsError, match=r"\['unused'\] have no claim rows"):
         load(write_claims(tmp_path / "claims.yaml", BN_HIGHER, head=extra))
     with pytest.raises(ClaimsError, match="several per seed"):
@@ -300,4 +314,58 @@ def test_the_committed_report_is_what_the_committed_results_give(committed):
     if status.returncode != 0 or status.stdout.strip():
         # `make mnist-bn` rewrites results/mnist_bn with the user's own runs: then there is no committed state to check
         pytest.skip("results/ or configs/claims.yaml differ from the commit (or no git): nothing committed to compare")
-    assert (ROOT / "results" / "REPORT.md").read_text() == committed[0], "run `make report`, commit results/REPORT.md"
+    for name, text in committed[0].items():
+        assert (ROOT / "results" / name).read_text() == text, f"run `make report` and commit results/{name}"
+    pages = {p.relative_to(ROOT / "results").as_posix() for p in (ROOT / "results" / "report").glob("*.md")}
+    assert pages == set(committed[0]) - {"REPORT.md"}, "a stale figure page: run `make report`"
+
+
+def test_the_opening_fits_two_screens_and_the_html_is_self_contained(committed, tmp_path):
+    from bnrepro.report.html import to_html
+
+    opening = committed[0]["REPORT.md"].split("## Statements")[0]
+    assert len(opening.splitlines()) <= 60
+    pages, _ = outcomes(tmp_path, BN_HIGHER, HIGH)
+    (tmp_path / "results" / "toy" / "fig_toy.png").write_bytes(b"png")
+    pages = build(tmp_path / "results", tmp_path / "claims.yaml")[0]
+    page = to_html(pages, tmp_path / "results")
+    assert page == to_html(pages, tmp_path / "results")
+    assert 'src="data:image/png;base64,cG5n"' in page and "http" not in page.replace("<!DOCTYPE html>", "")
+    assert '<a href="#page-toy_fig">A toy figure</a>' in page  # page links become links within the one file
+
+
+def test_spans_across_a_run_column_and_correlations_across_runs(tmp_path):
+    from bnrepro.report.series import Stored, span_across
+    from bnrepro.report.stats import spearman_interval
+
+    rows, runs = [], []
+    for seed in range(3):
+        for variant, good in (("batch", (0.01, 0.1, 1.0, 10.0)), ("none", (0.1, 1.0))):
+            for lr in (0.01, 0.1, 1.0, 10.0):
+                run_id = f"{variant}-{lr}-{seed}"
+                rows.append((100, "test", "acc", 0.97 if lr in good else 0.5, run_id))
+                runs.append({"run_id": run_id, "variant": variant, "lr": lr, "seed": seed})
+    stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]), pd.DataFrame(runs))
+    span = {v: span_across(stored, stored.runs[stored.runs.variant == v], "test/acc", {"how": "final"}, "lr", 0.9)
+            for v in ("batch", "none")}
+    assert span == {"batch": {0: 3.0, 1: 3.0, 2: 3.0}, "none": {0: 1.0, 1: 1.0, 2: 1.0}}  # decades
+    rho, lo, hi = spearman_interval(np.arange(10.0), np.arange(10.0) ** 3)
+    assert rho == pytest.approx(1.0) and hi <= 1.0
+    rho, lo, hi = spearman_interval(np.arange(20.0), -np.arange(20.0) ** 2)
+    assert rho == pytest.approx(-1.0) and hi < 0
+    assert spearman_interval([1.0, 2.0, 3.0], [3.0, 1.0, 2.0])[1:] == (-1.0, 1.0)  # 3 pairs say nothing
+
+
+def test_drift_and_the_landscape_readings_derived_from_stored_values():
+    from bnrepro.report.series import Stored
+
+    assert reduce(pd.Series([1.0, 1.5, 0.2, 1.1]), "drift") == pytest.approx(0.8)
+    rows = []
+    for step, g, d05, d10 in ((10, 2.0, 1.0, 4.0), (20, 1.0, 1.0, 1.0)):  # β attained at η 0.1, then at 0.05
+        rows += [(step, "probe", "landscape/gnorm", g, "r"), (step, "probe", "landscape/eta/0.05/gpred", d05, "r"),
+                 (step, "probe", "landscape/eta/0.1/gpred", d10, "r")]
+    stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]),
+                    pd.DataFrame({"run_id": ["r"], "seed": [0]}))
+    assert stored.series("r", "landscape/beta_eta").tolist() == [0.1, 0.05]
+    assert stored.series("r", "landscape/eta/0.05/rel").tolist() == [0.5, 1.0]
+    assert stored.series("r", "landscape/nothing").empty

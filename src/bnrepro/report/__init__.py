@@ -1,7 +1,7 @@
 """The report: every testable claim of the article and both papers, judged from stored metrics (no training).
 
     claims = load_all(claims_file)
-    markdown, outcomes = build(results_dir, claims_file)
+    pages, outcomes = build(results_dir, claims_file)   # pages: {"REPORT.md": ..., "report/<figure>.md": ...}
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     return pd.read_parquet(metrics_file), pd.read_csv(runs_file)
 
 
-def build(results_dir: Path, claims_file: Path) -> tuple[str, list[Outcome]]:
+def build(results_dir: Path, claims_file: Path) -> tuple[dict[str, str], list[Outcome]]:
     claims = load_all(claims_file)
     stored: dict[str, Stored | None] = {}
     for name in sorted({f.results for f in claims.figures}):

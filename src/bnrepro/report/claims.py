@@ -34,7 +34,7 @@ def load_all(path: Path) -> Claims:
     questions = []
     for q in doc["questions"]:
         _keys(q, QUESTION_KEYS, QUESTION_KEYS, f"question {q.get('id', '?')!r}" if isinstance(q, dict) else "question")
-        questions.append(Question(id=str(q["id"]), question=" ".join(str(q["question"]).split())))
+        questions.append(Question(**{k: " ".join(str(q[k]).split()) for k in QUESTION_KEYS}))
     by_question = _unique({q.id: q for q in questions}, questions, "question")
     default_seeds = int(doc.get("seeds", 3))
     figures = [_figure(f, default_seeds) for f in doc["figures"]]
@@ -133,6 +133,15 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
                 or c.get("b") is None:
             raise ClaimsError(f"{where}: baseline needs a and b (the same comparison without the effect), and the "
                               f"row a difference between its own a and b")
+    across = c.get("across")
+    if across is not None and not (isinstance(across, dict) and set(across) == {"column", "above"}):
+        raise ClaimsError(f"{where}: across needs column (a run column, e.g. lr) and above (the value to pass)")
+    x = c.get("x")
+    if x is not None:
+        if not (isinstance(x, dict) and set(x) == {"metric", "reduce"}) or c.get("b") is not None \
+                or c["test"].get("stat") != "value":
+            raise ClaimsError(f"{where}: x needs metric and reduce, one side a, and test.stat value (on ρ)")
+        x = {"metric": str(x["metric"]), "reduce": _reduce(x["reduce"], f"{where}, x")}
     if c.get("minus") and c.get("over"):
         raise ClaimsError(f"{where}: minus and over exclude each other")
     figure = figures[c["figure"]]
@@ -142,7 +151,7 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
                  seeds=int(c.get("seeds", figure.seeds)), kind=str(c["kind"]), question=str(c["question"]),
                  requires=_requires(c["requires"], where) if "requires" in c else figure.requires,
                  paper=str(c.get("paper", "")).strip(),
-                 minus=c.get("minus"), over=c.get("over"), baseline=baseline, note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
+                 minus=c.get("minus"), over=c.get("over"), baseline=baseline, across=across, x=x, note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
 
 
 def _test(t: dict, where: str) -> Test:

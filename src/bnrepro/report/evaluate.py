@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from bnrepro.report.schema import Claim, ClaimsError
-from bnrepro.report.series import Stored, reduce, select_runs
-from bnrepro.report.stats import interval
+from bnrepro.report.series import Stored, reduce, select_runs, span_across
+from bnrepro.report.stats import interval, spearman_interval
 
 RESULTS = ("pass", "fail", "inconclusive", "not testable", "not run")
 # What a pass and a fail mean, per kind of row: only paper values and directions reproduce a claim.
@@ -110,11 +110,19 @@ def _mean(values: dict[int, float]) -> float:
 def judge(claim: Claim, stored: Stored | None) -> Outcome:
     if stored is None:
         return Outcome(claim, "not run", f"no stored results in results/{claim.figure.results}/")
-    a_series = side_series(claim, stored, claim.a)
-    b_series = side_series(claim, stored, claim.b) if claim.b is not None else {}
     opt = {k: v for k, v in claim.reduce.items() if k != "how"}
-    a = {s: reduce(x, claim.reduce["how"], **opt) for s, x in a_series.items()}
-    b = {s: reduce(x, claim.reduce["how"], **opt) for s, x in b_series.items()}
+    if claim.x is not None:
+        return correlate(claim, stored)
+    if claim.across is not None:
+        a_series, b_series = {}, {}
+        a, b = ({} if side is None else span_across(stored, select_runs(stored.runs, {**claim.runs, **side}),
+                                                    claim.metric, claim.reduce, **claim.across)
+                for side in (claim.a, claim.b))
+    else:
+        a_series = side_series(claim, stored, claim.a)
+        b_series = side_series(claim, stored, claim.b) if claim.b is not None else {}
+        a = {s: reduce(x, claim.reduce["how"], **opt) for s, x in a_series.items()}
+        b = {s: reduce(x, claim.reduce["how"], **opt) for s, x in b_series.items()}
     if claim.baseline is not None:  # A − B against the same contrast A′ − B′ without the effect, seed by seed
         base = [{s: reduce(x, claim.reduce["how"], **opt) for s, x in side_series(claim, stored, side).items()}
                 for side in (claim.baseline["a"], claim.baseline["b"])]
@@ -149,7 +157,8 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     horizon_b = {s: float(x.index.max()) for s, x in b_series.items()}
     bounds: set[int] = set()
     for s in seeds:
-        v, bound = censored_statistic(claim.test.stat, a[s], b.get(s), horizon[s], horizon_b.get(s, np.nan))
+        v, bound = censored_statistic(claim.test.stat, a[s], b.get(s), horizon.get(s, np.nan),
+                                      horizon_b.get(s, np.nan))
         if np.isnan(v):
             out.left_out[s] = "neither side reached the threshold" if bound == 0 and np.isinf(a[s]) \
                 else "no value (the run diverged or did not get there)"
@@ -167,6 +176,33 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     log = claim.test.stat == "ratio" and all(v > 0 for v in values)
     out.estimate = interval(values, log=log)
     out.result, out.reason = _decide(claim.test, out.estimate, bounds)
+    return out
+
+
+def correlate(claim: Claim, stored: Stored) -> Outcome:
+    """A row over runs, not seeds: Spearman's correlation, across every run side `a` selects (all its variants and
+    seeds), between the row's metric and `x`'s, each reduced per run."""
+    chosen = select_runs(stored.runs, {**claim.runs, **claim.a})
+    xo = {k: v for k, v in claim.x["reduce"].items() if k != "how"}
+    yo = {k: v for k, v in claim.reduce.items() if k != "how"}
+    pairs = {}
+    for run_id in chosen["run_id"]:
+        xv = reduce(stored.series(run_id, claim.x["metric"]), claim.x["reduce"]["how"], **xo)
+        yv = reduce(stored.series(run_id, claim.metric, claim.minus, claim.over), claim.reduce["how"], **yo)
+        if np.isfinite(xv) and np.isfinite(yv):
+            pairs[run_id] = (xv, yv)
+    out = Outcome(claim, "inconclusive", "", {i: v[1] for i, v in enumerate(pairs.values())})
+    out.runs = frozenset(stored.fingerprint(r) for r in pairs)
+    missing = len(set(chosen["run_id"]) - set(pairs))  # e.g. runs that diverged before their first probe
+    left = f"; {missing} run(s) without both values left out" if missing else ""
+    if len(pairs) < max(claim.seeds, 4):
+        out.reason = f"{len(pairs)} runs with both values, {max(claim.seeds, 4)} required{left}"
+        return out
+    xs, ys = np.array([v[0] for v in pairs.values()]), np.array([v[1] for v in pairs.values()])
+    out.estimate = spearman_interval(xs, ys)
+    out.stats = dict(enumerate(ys))
+    out.result, out.reason = _decide(claim.test, out.estimate, set())
+    out.reason = f"Spearman's ρ over {len(pairs)} runs{left}" + (f"; {out.reason}" if out.reason else "")
     return out
 
 

@@ -24,10 +24,6 @@ question below is answered by statements from the sources, and each statement by
 runs (rows). Most runs use reduced CPU protocols, not the papers' full ones: a verdict is about the protocol its
 figure names."""
 
-def anchor(figure: Figure) -> str:
-    return f"fig-{figure.id.replace('_', '-')}"
-
-
 def row_counts(outcomes: list[Outcome]) -> list[str]:
     """Rows by kind and result: only the first two kinds count as reproductions."""
     head = ["kind", "rows", *RESULTS]
@@ -48,39 +44,46 @@ def answer_text(a: Answer) -> str:
 
 def answers_table(ans: list[Answer]) -> list[str]:
     shown = STATEMENT_VERDICTS[:5]
-    lines = ["| question | answer | statements: " + " / ".join(shown) + " | independent run sets |",
-             "|---|---|---|---|"]
+    lines = ["| question | answer | strongest evidence | statements: " + " / ".join(shown) + " | run sets "
+             "| what would change it |", "|---|---|---|---|---|---|"]
     for a in ans:
         n = Counter(s.verdict for s in a.statements)
         rows = [o for s in a.statements for o in s.deciding]
         lines.append(f"| [{cell(a.question.question)}](#q-{a.question.id}) | {answer_text(a)} | "
-                     + " / ".join(str(n[v]) for v in shown) + f" | {independent_run_sets(rows)} |")
+                     f"{cell(evidence_text(rows))} | " + " / ".join(str(n[v]) for v in shown)
+                     + f" | {independent_run_sets(rows)} | {cell(a.question.changes)} |")
     return lines
 
 
-def strongest_text(s: Statement) -> str:
+def evidence_text(rows: list[Outcome]) -> str:
+    """The strongest row for and against: its id (linked to its figure's page), protocol, effect and seeds."""
     parts = []
     for result in ("pass", "fail"):
-        o = strongest(s.deciding, result)
+        o = strongest(rows, result)
         if o is not None:
-            parts.append(f"{'for' if result == 'pass' else 'against'}: `{o.claim.id}` {effect(o)}")
+            f = o.claim.figure
+            parts.append(f"{'for' if result == 'pass' else 'against'}: [`{o.claim.id}`]({page_link(f)}) "
+                         f"({f.results}) {effect(o)}, n={o.n}")
     return "; ".join(parts) or "—"
 
 
 def statement_section(a: Answer) -> list[str]:
-    lines = [f'<a id="q-{a.question.id}"></a>', "", f"### {a.question.question}", "", f"Answer: {answer_text(a)}.", "",
+    lines = [f'<a id="q-{a.question.id}"></a>', "", f"### {a.question.question}", "",
+             f"Answer: {answer_text(a)}. What would change it: {a.question.changes}", "",
              "| statement | source | verdict | rows: pass / fail / inconclusive / not testable | strongest evidence "
              "| controls and checks |", "|---|---|---|---|---|---|"]
     for s in a.statements:
         n = Counter(o.result for o in s.deciding)
-        checks = "; ".join(f"`{o.claim.id}` ({o.claim.kind}): {o.verdict}" for o in s.controls) or "—"
+        checks = "; ".join(f"[`{o.claim.id}`]({page_link(o.claim.figure)}) ({o.claim.kind}): {o.verdict}"
+                           for o in s.controls) or "—"
         lines.append(f"| {cell(s.text)} | {cell(s.source)} | **{s.verdict}** | "
-                     + " / ".join(str(n[r]) for r in RESULTS[:4]) + f" | {cell(strongest_text(s))} | {cell(checks)} |")
+                     + " / ".join(str(n[r]) for r in RESULTS[:4])
+                     + f" | {cell(evidence_text(s.deciding))} | {cell(checks)} |")
     return lines + [""]
 
 
 def how_to_read(outcomes: list[Outcome]) -> list[str]:
-    seeds = sorted({c for c in (o.claim.seeds for o in outcomes) if c > 1})
+    seeds = sorted({o.n for o in outcomes if o.n > 1})
     res = ", ".join(f"{n} seeds: {resolution(n):.2f} sd" for n in seeds)
     kinds = [f"  - **{k}**: {v}." for k, v in KINDS.items()]
     return ["## How to read it", "",
@@ -126,30 +129,34 @@ def data_text(runs: pd.DataFrame) -> str:
             "mixed": "mixed official and unofficial"}[data_kind(runs)]
 
 
-def figure_section(figure: Figure, outcomes: list[Outcome], runs: pd.DataFrame | None, image_exists: bool) -> list[str]:
-    lines = [f'<a id="{anchor(figure)}"></a>', "", f"### {figure.title}", ""]
+def page_link(figure: Figure, prefix: str = "report/") -> str:
+    return f"{prefix}{figure.id}.md"
+
+
+def figure_page(figure: Figure, outcomes: list[Outcome], runs: pd.DataFrame | None, image_exists: bool) -> str:
+    """results/report/<figure>.md: the figure, what it shows, where it comes from, and every row it judges."""
     image = f"{figure.results}/{figure.file}"
-    lines.append(f"![{figure.title}]({image})" if image_exists else
-                 f"*Figure not drawn yet (`{image}`): `make figures` draws it from the stored metrics.*")
-    lines += ["", f"**What it shows.** {' '.join(figure.shows.split())}", "",
-              f"**Provenance.** {provenance(figure, runs)}", ""]
+    lines = [f"# {figure.title}", "", "[← the report](../REPORT.md)", "",
+             f"![{figure.title}](../{image})" if image_exists else
+             f"*Figure not drawn yet (`{image}`): `make figures` draws it from the stored metrics.*",
+             "", f"**What it shows.** {' '.join(figure.shows.split())}", "",
+             f"**Provenance.** {provenance(figure, runs)}", ""]
     if figure.requires:
         lines += ["**Precondition.** " + "; ".join(r.describe() for r in figure.requires) + ".", ""]
-    if outcomes:
-        lines += ["| claim | kind | statement | reading | ours: effect [95% interval] | test | verdict |",
-                  "|---|---|---|---|---|---|---|"]
-        for o in outcomes:
-            c = o.claim
-            note = f" {c.note}" if c.note else ""
-            paper = f" Paper: {c.paper}." if c.paper else ""
-            lines.append(f"| {c.id} | {c.kind} | {cell(c.claim + note)} | {cell(c.reading + paper)} | "
-                         f"{cell(ours(o))} | {cell(test_text(c))} | {cell(verdict_text(o))} |")
-        lines.append("")
-    return lines
+    lines += ["| claim | kind | statement | reading | ours: effect [95% interval] | test | verdict |",
+              "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        c = o.claim
+        note = f" {c.note}" if c.note else ""
+        paper = f" Paper: {c.paper}." if c.paper else ""
+        lines.append(f"| {c.id} | {c.kind} | {cell(c.claim + note)} | {cell(c.reading + paper)} | "
+                     f"{cell(ours(o))} | {cell(test_text(c))} | {cell(verdict_text(o))} |")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def render(claims: Claims, outcomes: list[Outcome], runs: dict[str, pd.DataFrame | None],
-           images: dict[str, bool]) -> str:
+           images: dict[str, bool]) -> dict[str, str]:
+    """Every page, by its path relative to the results folder: REPORT.md and report/<figure>.md."""
     stmts = statements(outcomes)
     ans = answers(claims.questions, stmts)
     ns = Counter(s.verdict for s in stmts)
@@ -165,13 +172,18 @@ def render(claims: Claims, outcomes: list[Outcome], runs: dict[str, pd.DataFrame
              "## Statements", ""]
     for a in ans:
         lines += statement_section(a)
-    lines += ["## Figures", ""]
+    lines += ["## Figures", "", "Each figure's page has its image, provenance and every row it judges.", ""]
+    pages = {}
     for f in claims.figures:
         mine = [o for o in outcomes if o.claim.figure.id == f.id]
-        lines += figure_section(f, mine, runs.get(f.results), images.get(f.id, False))
+        n = Counter(o.result for o in mine)
+        lines.append(f"- [{f.title}]({page_link(f)}): {len(mine)} rows, "
+                     + ", ".join(f"{n[r]} {r}" for r in RESULTS if n[r]))
+        pages[page_link(f)] = figure_page(f, mine, runs.get(f.results), images.get(f.id, False))
+    lines.append("")
     if claims.untested:
         lines += ["## Not tested here yet", "",
                   "Claims of the article and the papers that no experiment here tests yet, so they have no verdict:",
                   "", "| source | claim | why not |", "|---|---|---|"]
         lines += [f"| {cell(u.source)} | {cell(u.claim)} | {cell(u.why)} |" for u in claims.untested]
-    return "\n".join(lines).rstrip() + "\n"
+    return {"REPORT.md": "\n".join(lines).rstrip() + "\n", **pages}

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 
 REDUCERS = {  # how a run's series becomes one number, and the keys each needs (besides `how`)
     "final": set(), "at_step": {"step"}, "max": set(), "min": set(), "median": set(), "mean": set(),
-    "range": set(), "change": set(), "step_change": set(), "steps_to": {"threshold"},
+    "range": set(), "change": set(), "drift": set(), "step_change": set(), "steps_to": {"threshold"},
 }
 REDUCE_OPTIONAL = {"from", "to", "window", "smooth", "below", "stat"}
 STATS = {"value", "ratio", "difference"}
 TEST_KEYS = {"stat", "at_least", "at_most", "near", "tol", "factor"}
 FIGURE_KEYS = {"id", "results", "file", "title", "shows", "command", "protocol", "seeds", "requires"}
 CLAIM_KEYS = {"id", "figure", "source", "claim", "reading", "metric", "minus", "reduce", "runs", "a", "b", "test",
-              "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline"}
+              "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline", "across", "x"}
 REQUIRE_KEYS = {"metric", "reduce", "at_least", "at_most", "why"}
-QUESTION_KEYS = {"id", "question"}
+QUESTION_KEYS = {"id", "question", "changes"}
 # What a row is evidence of. Only the first two can reproduce a claim; a control passes when it supports the
 # claim's explanation against another one; a sanity check holds by construction; a fitted row tests values the
 # protocol was chosen on.
@@ -68,6 +68,7 @@ class Requirement:
 class Question:
     id: str
     question: str
+    changes: str  # what would change the answer (another protocol, more seeds, the full protocol on a GPU)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ class Claim:
     minus: str | None = None
     over: str | None = None     # a second metric the first is divided by, step by step
     baseline: dict | None = None  # {a, b}: the statistic is (A − B) − (A′ − B′), a difference in differences
+    across: dict | None = None    # {column, above}: a side's value is the span (decades) of column where it passes
+    x: dict | None = None         # {metric, reduce}: the row is Spearman's ρ across runs between x and the metric
     note: str = ""
     runs: dict = field(default_factory=dict)
 

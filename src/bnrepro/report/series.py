@@ -38,10 +38,12 @@ class Stored:
         self._series = {key: g.groupby("step")["value"].last().astype("float64").sort_index()
                         for key, g in metrics.groupby(["run_id", "split", "metric"], observed=True)}
 
-        curves = self._series
-        self.fingerprints = {rid: (int(seed), tuple(np.round(curves.get((rid, "train", "loss"), pd.Series(dtype=float))
-                                                              .to_numpy()[:20], 6)))
+        self.fingerprints = {rid: (int(seed), tuple(np.round(self.series(rid, "train/loss").to_numpy()[:20], 6)))
                              for rid, seed in zip(runs["run_id"], runs["seed"])}
+        self._etas: dict[str, list[str]] = {}
+        for run_id, split, metric in self._series:
+            if split == "probe" and metric.startswith("landscape/eta/") and metric.endswith("/gpred"):
+                self._etas.setdefault(run_id, []).append(metric.split("/")[2])
 
     def fingerprint(self, run_id: str) -> tuple:
         """The same run stored in two results folders has the same seed and training curve."""
@@ -49,10 +51,32 @@ class Stored:
 
     def series(self, run_id: str, metric: str, minus: str | None = None, over: str | None = None) -> pd.Series:
         """One run's stored values of `metric` (minus `minus`, or divided by `over`, at the same steps)."""
-        s = self._series.get((run_id, *split_metric(metric)), pd.Series(dtype="float64"))
+        s = self._series.get((run_id, *split_metric(metric)), None)
+        if s is None:
+            s = self._derived(run_id, metric)
         if minus is not None:
             return (s - self.series(run_id, minus)).dropna()
         return s if over is None else (s / self.series(run_id, over)).dropna()
+
+
+    def _derived(self, run_id: str, metric: str) -> pd.Series:
+        """Readings computed from the landscape probe's stored values, so that no verdict hangs on the η grid:
+        landscape/eta/<η>/rel = ‖Δg‖ / ‖g‖ at that η, and landscape/beta_eta = the η at which the effective
+        β-smoothness (max over η of ‖Δg‖ / (η‖g‖)) is attained. Anything else: an empty series."""
+        empty = pd.Series(dtype="float64")
+        parts = metric.split("/")
+        gnorm = self._series.get((run_id, "probe", "landscape/gnorm"))
+        if gnorm is None or parts[0] != "landscape":
+            return empty
+        if len(parts) == 4 and parts[1] == "eta" and parts[3] == "rel":
+            gpred = self._series.get((run_id, "probe", f"landscape/eta/{parts[2]}/gpred"))
+            return empty if gpred is None else (gpred / gnorm).dropna()
+        if metric == "landscape/beta_eta" and self._etas.get(run_id):
+            etas = sorted(self._etas[run_id], key=float)
+            ratio = pd.concat({float(e): self._series[(run_id, "probe", f"landscape/eta/{e}/gpred")] / float(e)
+                               for e in etas}, axis=1).dropna()
+            return ratio.idxmax(axis=1).astype("float64")
+        return empty
 
 
 def reduce(s: pd.Series, how: str, **opt) -> float:
@@ -82,7 +106,21 @@ def reduce(s: pd.Series, how: str, **opt) -> float:
         return float(np.nanmax(v) - np.nanmin(v))
     if how == "change":
         return float(v[-1] - v[0])
+    if how == "drift":  # how far the series ever gets from where it started (Santurkar Fig 8b)
+        return float(np.nanmax(np.abs(v - v[0])))
     if how == "step_change":
         moves = np.abs(np.diff(v))
         return float(np.nanmax(moves) if opt.get("stat") == "max" else np.nanmedian(moves)) if len(moves) else np.nan
     raise ClaimsError(f"unknown reduction {how!r}")
+
+
+def span_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str, above: float) -> dict:
+    """Seed -> the span, in decades, of the values of `column` (e.g. the learning rate) at which a run's metric,
+    reduced as `how`, is at least `above`: log10(largest) − log10(smallest); 0 when one value or none passes."""
+    opt = {k: v for k, v in how.items() if k != "how"}
+    out: dict[int, float] = {}
+    for seed, group in runs.groupby("seed"):
+        passing = [float(x) for run_id, x in zip(group["run_id"], group[column])
+                   if reduce(stored.series(run_id, metric), how["how"], **opt) >= float(above)]
+        out[int(seed)] = float(np.log10(max(passing) / min(passing))) if passing else 0.0
+    return out

@@ -74,3 +74,14 @@ def interval(values, log: bool = False) -> tuple[float, float, float]:
         half = resolution(len(v)) * float(v.std(ddof=1))
         lo, hi = m - half, m + half
     return (math.exp(m), math.exp(lo), math.exp(hi)) if log else (m, lo, hi)
+
+
+def spearman_interval(x, y) -> tuple[float, float, float]:
+    """Spearman's rank correlation of paired values and its 95% interval (Fisher's z, standard error
+    1/sqrt(n - 3)); fewer than 4 pairs give an unbounded interval."""
+    rx, ry = np.argsort(np.argsort(x)).astype(float), np.argsort(np.argsort(y)).astype(float)
+    rho = float(np.corrcoef(rx, ry)[0, 1]) if len(rx) > 1 and rx.std() and ry.std() else 0.0
+    if len(rx) < 4:
+        return rho, -1.0, 1.0
+    z, half = math.atanh(max(min(rho, 0.999999), -0.999999)), 1.959964 / math.sqrt(len(rx) - 3)  # normal 97.5%
+    return rho, math.tanh(z - half), math.tanh(z + half)

@@ -49,7 +49,7 @@ def side_label(claim: Claim, side: dict) -> str:
 
 def effect(o: Outcome) -> str:
     """The tested statistic as an effect with its 95% interval over seeds."""
-    stat = {"value": "", "ratio": "ratio ", "difference": "difference "}[o.claim.test.stat]
+    stat = "ρ " if o.claim.x else {"value": "", "ratio": "ratio ", "difference": "difference "}[o.claim.test.stat]
     if o.estimate is None:
         return f"{stat}{mean_sd(list(o.stats.values()), o.claim.reduce['how'] == 'steps_to')}"
     est, lo, hi = o.estimate
@@ -65,6 +65,8 @@ def ours(o: Outcome) -> str:
     a = mean_sd([o.a[s] for s in seeds], never)
     left = f"; left out: {', '.join(f'seed {s} ({why})' for s, why in sorted(o.left_out.items()))}" \
         if o.left_out else ""
+    if c.x is not None:
+        return f"{effect(o)} over {o.n} runs{left}"
     if c.b is None:
         return f"{a} → {effect(o)} (n={o.n}{left})"
     b = mean_sd([o.b[s] for s in seeds if s in o.b], never)
@@ -75,6 +77,8 @@ def ours(o: Outcome) -> str:
 
 
 def test_text(c: Claim) -> str:
+    if c.x is not None:
+        return c.test.describe("ρ", None)
     t = c.test.describe(side_label(c, c.a), side_label(c, c.b) if c.b is not None else None)
     sign_only = (c.test.stat == "difference" and 0 in (c.test.lo, c.test.hi)) or \
         (c.test.stat == "ratio" and 1 in (c.test.lo, c.test.hi))
