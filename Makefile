@@ -40,7 +40,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-noisy-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -105,10 +105,16 @@ cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Sa
 	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
 	$(FIGURES) cifar_bn$(SUFFIX)
 
-cifar-probes-cpu: $(STAMP) ## ICS and the loss landscape where both VGGs train: 1/8 width, full-size data, 4,000 steps (Santurkar Figs 3a, 4, 11) -> results/cifar_probes_cpu/
+cifar-probes-cpu: $(STAMP) ## ICS and the loss landscape where both VGGs train: 1/8 width, full-size data, 4,000 steps, lr 0.1 and 0.01 (Santurkar Figs 3a, 4, 11) -> results/cifar_probes_cpu/
 	$(SWEEP) experiment=cifar_probes_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_probes_cpu-$(TAG) $(ARGS)
 	$(COLLECT) runs/make/cifar_probes_cpu-$(TAG) --out results/cifar_probes_cpu$(SUFFIX)
 	$(FIGURES) cifar_probes_cpu$(SUFFIX)
+
+cifar-noisy-cpu: $(STAMP) ## noisy BN read both ways (one draw per position, or per channel) beside BN, 1/8 width, full-size data -> results/cifar_noisy_cpu/
+	$(SWEEP) experiment=cifar_noisy_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_noisy_cpu-$(TAG)/position $(ARGS)
+	$(SWEEP) experiment=cifar_noisy_cpu $(CIFAR_FULL_DATA) model.norm=noisy_batch model.noise.draw=channel hydra.sweep.dir=runs/make/cifar_noisy_cpu-$(TAG)/channel $(ARGS)
+	$(COLLECT) runs/make/cifar_noisy_cpu-$(TAG) --out results/cifar_noisy_cpu$(SUFFIX)
+	$(FIGURES) cifar_noisy_cpu$(SUFFIX)
 
 cifar-norm-variants: $(STAMP) ## small VGG: none, BN before and after the ReLU, LayerNorm (article §C.2.5-6 on a CNN) -> results/cifar_norm_variants/
 	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/pre $(ARGS)

@@ -82,6 +82,7 @@ def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
     ("model.norm=group", "model.norm"),
     ("model.norm_position=after", "model.norm_position"),
     ("model.noise.position=middle", "model.noise.position"),
+    ("model.noise.draw=pixel", "model.noise.draw"),
     ("model.noise.n_sigma=0.5", "model.noise.n_sigma"),
     ("model.width=0", "model.width"),
     ("model.layers=[64,M,foo]", "model.layers"),

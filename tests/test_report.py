@@ -363,9 +363,11 @@ def test_drift_and_the_landscape_readings_derived_from_stored_values():
     rows = []
     for step, g, d05, d10 in ((10, 2.0, 1.0, 4.0), (20, 1.0, 1.0, 1.0)):  # β attained at η 0.1, then at 0.05
         rows += [(step, "probe", "landscape/gnorm", g, "r"), (step, "probe", "landscape/eta/0.05/gpred", d05, "r"),
-                 (step, "probe", "landscape/eta/0.1/gpred", d10, "r")]
+                 (step, "probe", "landscape/eta/0.1/gpred", d10, "r"), (step, "probe", "landscape/loss_min", 2.0, "r"),
+                 (step, "probe", "landscape/loss_max", 2.0 + g, "r")]
     stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]),
                     pd.DataFrame({"run_id": ["r"], "seed": [0]}))
     assert stored.series("r", "landscape/beta_eta").tolist() == [0.1, 0.05]
     assert stored.series("r", "landscape/eta/0.05/rel").tolist() == [0.5, 1.0]
+    assert stored.series("r", "landscape/loss_range_rel").tolist() == [1.0, 0.5]
     assert stored.series("r", "landscape/nothing").empty

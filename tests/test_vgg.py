@@ -48,6 +48,20 @@ def test_noise_follows_algorithm_1():
     assert abs(sigma.mean().item() - 1.125) < 0.01  # U(1, 1.25)
 
 
+def test_the_per_channel_reading_draws_one_m_and_s_per_sample_and_channel():
+    shape = torch.Size((8, 4, 5, 5))
+    s, m, sigma, mu = NoisyBatchNorm(4, draw="channel", seed=3).sample_noise(shape, torch.device("cpu"), torch.float32)
+    assert s.shape == m.shape == (8, 4, 1, 1)  # broadcast over the positions: the same draw at every (h, w)
+    assert m.std(dim=0).min() > 0  # but one per sample
+    sp, mp, _, _ = NoisyBatchNorm(4, seed=3).sample_noise(shape, torch.device("cpu"), torch.float32)
+    assert sp.shape == shape and mp[:, :, 0, 0].ne(mp[:, :, 1, 1]).all()  # today's reading: one per position too
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 5, 5)
+    out = NoisyBatchNorm(4, draw="channel", seed=3)(x)
+    a = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(out, s * a + m, rtol=1e-4, atol=1e-4)
+
+
 def test_training_output_is_s_times_a_plus_m_before_the_affine():
     torch.manual_seed(0)
     x = torch.randn(16, 4, 5, 5) * 3 + 1

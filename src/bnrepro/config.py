@@ -7,7 +7,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from bnrepro import ConfigError
-from bnrepro.models import ACTIVATIONS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
+from bnrepro.models import ACTIVATIONS, DRAWS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
 from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
 from bnrepro.probes.shift import validate_shift
 
@@ -188,6 +188,7 @@ def _validate_norm(cfg: DictConfig) -> None:
                               f"{' or '.join(WITH_AFFINE)}; model.norm={cfg.model.norm} has none to remove")
     if "noise" in cfg.model:
         _choice(cfg, "model.noise.position", set(POSITIONS))
+        _choice(cfg, "model.noise.draw", set(DRAWS))
         _number(cfg, "model.noise.n_mu", low=0)
         _number(cfg, "model.noise.n_sigma", low=1)
         _number(cfg, "model.noise.r_mu", low=0)

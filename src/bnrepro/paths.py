@@ -35,7 +35,7 @@ NOT_COMPUTED = ("experiment", "hydra.sweep.dir", "hydra.run.dir", "hydra/launche
 # still skipped and an interrupted one still resumes.
 ADDED_KEYS = {"trainer.tf32": False, "data.x_std": 1.0, "data.a_std": 1.0, "data.target_loss": None,
               "model.norm_position": "pre", "model.affine": True, "probe.affine": False, "trainer.eval_train": 0, "probe.shift": None,
-              "model.activation": "relu"}  # the VGG's (an MLP with relu was recorded with it: dropped on both sides)
+              "model.activation": "relu", "model.noise.draw": "position"}  # the VGG's (an MLP with relu was recorded with it: dropped on both sides)
 
 
 def experiment_folder(experiment: str | None, fresh: bool = False) -> str:

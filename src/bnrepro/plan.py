@@ -76,6 +76,8 @@ def variant(model: DictConfig) -> str:
         name += f"_{model.norm_position}"
     if not model.get("affine", True):
         name += "_no_affine"
+    if model.norm == "noisy_batch" and model.noise.get("draw", "position") != "position":
+        name += f"_{model.noise.draw}"  # noisy_batch_channel: Algorithm 1 read as one draw per sample and channel
     return name
 
 

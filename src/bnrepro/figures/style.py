@@ -12,14 +12,15 @@ import seaborn as sns  # noqa: E402
 VARIANT_LABELS = {"none": "without BN", "batch": "with BN", "noisy_batch": "noisy BN",
                   "l1": "l1 norm", "l2": "l2 norm", "linf": "l-inf norm", "layer": "LayerNorm",
                   "batch_post": "BN after the nonlinearity", "batch_no_affine": "BN without γ, β",
-                  "none_sigmoid": "sigmoid, without BN", "batch_sigmoid": "sigmoid, with BN"}
+                  "noisy_batch_channel": "noisy BN, one draw per channel", "none_sigmoid": "sigmoid, without BN",
+                  "batch_sigmoid": "sigmoid, with BN"}
 VARIANT_ORDER = ["none", "batch"]
 PALETTE = {"none": "#d95f02", "batch": "#1b9e77", "noisy_batch": "#7570b3",
            "l1": "#e7298a", "l2": "#66a61e", "linf": "#a6761d", "layer": "#1f78b4",
-           "batch_post": "#6a3d9a", "batch_no_affine": "#b15928", "none_sigmoid": "#fdbf6f",
-           "batch_sigmoid": "#b2df8a"}
-ALL_VARIANTS = ["none", "batch", "noisy_batch", "l1", "l2", "linf", "layer", "batch_post", "batch_no_affine",
-                "none_sigmoid", "batch_sigmoid"]
+           "batch_post": "#6a3d9a", "batch_no_affine": "#b15928", "noisy_batch_channel": "#cab2d6",
+           "none_sigmoid": "#fdbf6f", "batch_sigmoid": "#b2df8a"}
+ALL_VARIANTS = ["none", "batch", "noisy_batch", "noisy_batch_channel", "l1", "l2", "linf", "layer", "batch_post",
+                "batch_no_affine", "none_sigmoid", "batch_sigmoid"]
 
 
 def setup() -> None:

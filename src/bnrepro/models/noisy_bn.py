@@ -4,9 +4,10 @@ BN normalises, then at every training step a time-varying, non-Gaussian distorti
   per step and channel:       mu ~ U(-n_mu, n_mu),        sigma ~ U(1, n_sigma)
   per sample and position:    m  ~ U(mu - r_mu, mu + r_mu), s ~ N(sigma, r_sigma)
   a  ->  s * a + m
-For conv layers height and width count as batch (one m and s per sample, channel and position).
-The paper leaves open whether the noise comes before or after BN's learned gamma/beta; `position`
-chooses ("pre_affine", the default, or "post_affine"). The noise is off in eval mode, and draws from
+For conv layers the paper counts height and width as batch, which reads as one m and s per sample, channel and
+position (`draw="position"`, the default); its text also allows one per sample and channel, shared over the
+positions (`draw="channel"`), which injects far less noise per step. The paper leaves open whether the noise comes
+before or after BN's learned gamma/beta; `position` chooses ("pre_affine", the default, or "post_affine"). The noise is off in eval mode, and draws from
 the module's own generator, so switching it on never changes the data order or any other RNG stream.
 """
 
@@ -17,16 +18,18 @@ import torch.nn.functional as F
 from torch import nn
 
 POSITIONS = ("pre_affine", "post_affine")
+DRAWS = ("position", "channel")
 
 
 class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, n_mu: float = 0.5,
                  n_sigma: float = 1.25, r_mu: float = 0.1, r_sigma: float = 0.1, position: str = "pre_affine",
-                 seed: int = 0):
+                 seed: int = 0, draw: str = "position"):
         super().__init__(num_features, eps=eps, momentum=momentum)
-        # Valid ranges: config.validate (position in POSITIONS, n_mu >= 0, n_sigma >= 1, r_mu >= 0, r_sigma >= 0).
+        # Valid ranges: config.validate (position in POSITIONS, draw in DRAWS, n_mu >= 0, n_sigma >= 1, r_mu >= 0,
+        # r_sigma >= 0).
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
-        self.position, self.seed = position, seed
+        self.position, self.seed, self.draw = position, seed, draw
         # Training draws from the "train" stream; probes switch to "probe" (fresh noise) or "replay" (a copy of the
         # noise a training step drew), so that measuring never shifts the noise that training sees.
         self.stream = "train"
@@ -64,8 +67,9 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
         per_channel = [1, c] + [1] * (len(shape) - 2)
         mu = (torch.rand(c, generator=g, device=device, dtype=dtype) * 2 - 1) * self.n_mu
         sigma = 1 + torch.rand(c, generator=g, device=device, dtype=dtype) * (self.n_sigma - 1)
-        m = mu.view(per_channel) + (torch.rand(shape, generator=g, device=device, dtype=dtype) * 2 - 1) * self.r_mu
-        s = sigma.view(per_channel) + torch.randn(shape, generator=g, device=device, dtype=dtype) * self.r_sigma
+        drawn = shape if self.draw == "position" else torch.Size([*shape[:2]] + [1] * (len(shape) - 2))
+        m = mu.view(per_channel) + (torch.rand(drawn, generator=g, device=device, dtype=dtype) * 2 - 1) * self.r_mu
+        s = sigma.view(per_channel) + torch.randn(drawn, generator=g, device=device, dtype=dtype) * self.r_sigma
         return s, m, sigma, mu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

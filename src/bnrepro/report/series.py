@@ -61,13 +61,17 @@ class Stored:
 
     def _derived(self, run_id: str, metric: str) -> pd.Series:
         """Readings computed from the landscape probe's stored values, so that no verdict hangs on the η grid:
-        landscape/eta/<η>/rel = ‖Δg‖ / ‖g‖ at that η, and landscape/beta_eta = the η at which the effective
-        β-smoothness (max over η of ‖Δg‖ / (η‖g‖)) is attained. Anything else: an empty series."""
+        landscape/eta/<η>/rel = ‖Δg‖ / ‖g‖ at that η, landscape/loss_range_rel = (max − min loss over η) / min,
+        and landscape/beta_eta = the η at which the effective β-smoothness (max over η of ‖Δg‖ / (η‖g‖)) is
+        attained. Anything else: an empty series."""
         empty = pd.Series(dtype="float64")
         parts = metric.split("/")
         gnorm = self._series.get((run_id, "probe", "landscape/gnorm"))
         if gnorm is None or parts[0] != "landscape":
             return empty
+        if metric == "landscape/loss_range_rel":  # the loss's range along the step, relative to its lowest value
+            lo, hi = (self._series.get((run_id, "probe", f"landscape/loss_{m}")) for m in ("min", "max"))
+            return empty if lo is None or hi is None else ((hi - lo) / lo).dropna()
         if len(parts) == 4 and parts[1] == "eta" and parts[3] == "rel":
             gpred = self._series.get((run_id, "probe", f"landscape/eta/{parts[2]}/gpred"))
             return empty if gpred is None else (gpred / gnorm).dropna()
