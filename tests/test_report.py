@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bnrepro.report import ClaimsError, answers, build, load, load_all, statements
-from bnrepro.report.evaluate import reduce
+from bnrepro.report.series import reduce
 from bnrepro.report.rollup import independent_run_sets, strongest
 from bnrepro.report.stats import interval, resolution, t_quantile
 from tests.conftest import ROOT

@@ -1,6 +1,6 @@
 """Judge a claim row from stored metrics: check its preconditions, reduce each run's series to one number, pair
-the two sides by seed, and decide by the 95% interval of the statistic's mean over seeds. Nothing here trains; missing data is a verdict ("not run"), not an
-error."""
+the two sides by seed, and decide by the 95% interval of the statistic's mean over seeds. Nothing here trains;
+missing data is a verdict ("not run"), not an error."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bnrepro.report.schema import Claim, ClaimsError
-from bnrepro.report.series import Stored, reduce, select_runs, span_across
+from bnrepro.report.series import Stored, reduce_by, select_runs, span_across
 from bnrepro.report.stats import interval, spearman_interval
 
 RESULTS = ("pass", "fail", "inconclusive", "not testable", "not run")
@@ -110,7 +110,6 @@ def _mean(values: dict[int, float]) -> float:
 def judge(claim: Claim, stored: Stored | None) -> Outcome:
     if stored is None:
         return Outcome(claim, "not run", f"no stored results in results/{claim.figure.results}/")
-    opt = {k: v for k, v in claim.reduce.items() if k != "how"}
     if claim.x is not None:
         return correlate(claim, stored)
     if claim.across is not None:
@@ -121,10 +120,10 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     else:
         a_series = side_series(claim, stored, claim.a)
         b_series = side_series(claim, stored, claim.b) if claim.b is not None else {}
-        a = {s: reduce(x, claim.reduce["how"], **opt) for s, x in a_series.items()}
-        b = {s: reduce(x, claim.reduce["how"], **opt) for s, x in b_series.items()}
+        a = {s: reduce_by(x, claim.reduce) for s, x in a_series.items()}
+        b = {s: reduce_by(x, claim.reduce) for s, x in b_series.items()}
     if claim.baseline is not None:  # A − B against the same contrast A′ − B′ without the effect, seed by seed
-        base = [{s: reduce(x, claim.reduce["how"], **opt) for s, x in side_series(claim, stored, side).items()}
+        base = [{s: reduce_by(x, claim.reduce) for s, x in side_series(claim, stored, side).items()}
                 for side in (claim.baseline["a"], claim.baseline["b"])]
         common = set(a) & set(b) & set(base[0]) & set(base[1])
         a, b = {s: a[s] - b[s] for s in common}, {s: base[0][s] - base[1][s] for s in common}
@@ -141,17 +140,17 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     for s in sorted({int(x) for x in used["seed"]} - set(seeds)):
         out.left_out[s] = "no value on one side"  # e.g. a run that diverged before its first probe
     for req in claim.requires:
-        for name, side in (("A", claim.a), ("B", claim.b)):
+        for side in (claim.a, claim.b):
             if side is None:
                 continue
             got = _mean(side_values_of(claim, stored, side, req.metric, req.reduce))
             if np.isnan(got):
                 out.result = "not run"
-                out.reason = f"no {req.metric} stored for {side_label_plain(side)}, to check the precondition"
+                out.reason = f"no {req.metric} stored for {_where(side)}, to check the precondition"
                 return out
             if not (req.lo <= got <= req.hi):
                 out.result = "not testable"
-                out.reason = f"needs {req.describe()}; {side_label_plain(side)} has {got:.3g}"
+                out.reason = f"needs {req.describe()}; {_where(side)} has {got:.3g}"
                 return out
     horizon = {s: float(x.index.max()) for s, x in a_series.items()}
     horizon_b = {s: float(x.index.max()) for s, x in b_series.items()}
@@ -165,7 +164,7 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
             continue
         out.stats[s] = v
         bounds.add(bound)
-    diverged = _diverged(stored, claim, seeds)
+    diverged = _diverged(stored, claim)
     for s, why in list(out.left_out.items()):
         if s in diverged:
             out.left_out[s] = f"diverged at step {diverged[s]}"
@@ -183,12 +182,10 @@ def correlate(claim: Claim, stored: Stored) -> Outcome:
     """A row over runs, not seeds: Spearman's correlation, across every run side `a` selects (all its variants and
     seeds), between the row's metric and `x`'s, each reduced per run."""
     chosen = select_runs(stored.runs, {**claim.runs, **claim.a})
-    xo = {k: v for k, v in claim.x["reduce"].items() if k != "how"}
-    yo = {k: v for k, v in claim.reduce.items() if k != "how"}
     pairs = {}
     for run_id in chosen["run_id"]:
-        xv = reduce(stored.series(run_id, claim.x["metric"]), claim.x["reduce"]["how"], **xo)
-        yv = reduce(stored.series(run_id, claim.metric, claim.minus, claim.over), claim.reduce["how"], **yo)
+        xv = reduce_by(stored.series(run_id, claim.x["metric"]), claim.x["reduce"])
+        yv = reduce_by(stored.series(run_id, claim.metric, claim.minus, claim.over), claim.reduce)
         if np.isfinite(xv) and np.isfinite(yv):
             pairs[run_id] = (xv, yv)
     out = Outcome(claim, "inconclusive", "", {i: v[1] for i, v in enumerate(pairs.values())})
@@ -208,12 +205,11 @@ def correlate(claim: Claim, stored: Stored) -> Outcome:
 
 def side_values_of(claim: Claim, stored: Stored, side: dict, metric: str, how: dict) -> dict[int, float]:
     chosen = select_runs(stored.runs, {**claim.runs, **side})
-    opt = {k: v for k, v in how.items() if k != "how"}
-    return {int(seed): reduce(stored.series(run_id, metric), how["how"], **opt)
+    return {int(seed): reduce_by(stored.series(run_id, metric), how)
             for run_id, seed in zip(chosen["run_id"], chosen["seed"])}
 
 
-def _diverged(stored: Stored, claim: Claim, seeds) -> dict[int, int]:
+def _diverged(stored: Stored, claim: Claim) -> dict[int, int]:
     runs = stored.runs
     if "status" not in runs:
         return {}
@@ -227,9 +223,6 @@ def _diverged(stored: Stored, claim: Claim, seeds) -> dict[int, int]:
             out[int(r["seed"])] = int(step) if pd.notna(step) else -1
     return out
 
-
-def side_label_plain(side: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in side.items()) or "runs"
 
 
 def claim_series(claim: Claim, stored: Stored) -> pd.DataFrame:

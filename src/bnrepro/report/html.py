@@ -37,8 +37,7 @@ def anchor_of(target: str) -> str:
     """A link between pages becomes a link to that page's section of the one HTML file."""
     if target.startswith("#") or "://" in target:
         return target
-    name = Path(target.split("#")[0]).stem
-    return "#page-" + name if name != "REPORT" else "#page-REPORT"
+    return "#page-" + Path(target.split("#")[0]).stem
 
 
 def to_html(pages: dict[str, str], results_dir: Path) -> str:
@@ -53,7 +52,7 @@ def to_html(pages: dict[str, str], results_dir: Path) -> str:
                 while i < len(lines) and lines[i].startswith("|"):
                     rows.append(re.split(r"(?<!\\)\|", lines[i].strip())[1:-1])
                     i += 1
-                head, rest = rows[0], [r for r in rows[2:]]
+                head, rest = rows[0], rows[2:]  # rows[1] is the |---| line
                 body.append("<table><tr>" + "".join(f"<th>{inline(c.strip(), results_dir, page)}</th>" for c in head)
                             + "</tr>" + "".join("<tr>" + "".join(f"<td>{inline(c.strip(), results_dir, page)}</td>"
                                                                   for c in r) + "</tr>" for r in rest) + "</table>")

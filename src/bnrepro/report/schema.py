@@ -73,13 +73,10 @@ class Question:
 
 @dataclass(frozen=True)
 class Test:
-    """Passes when lo <= statistic <= hi; the statistic is A's value, A/B, or A - B, per seed."""
+    """Passes when the 95% interval of the statistic (A's value, A / B or A − B per seed) lies within [lo, hi]."""
     stat: str
     lo: float
     hi: float
-
-    def passes(self, s: float) -> bool:
-        return bool(self.lo <= s <= self.hi)  # NaN (a run that never produced the quantity) never passes
 
     def describe(self, a: str, b: str | None) -> str:
         lhs = {"value": a, "ratio": f"{a} / {b}", "difference": f"{a} − {b}"}[self.stat]

@@ -83,6 +83,11 @@ class Stored:
         return empty
 
 
+def reduce_by(s: pd.Series, how: dict) -> float:
+    """reduce() with a claims-file reduction, {how: ..., and its options}."""
+    return reduce(s, how["how"], **{k: v for k, v in how.items() if k != "how"})
+
+
 def reduce(s: pd.Series, how: str, **opt) -> float:
     """One run's series (values indexed by step) to one number; see configs/claims.yaml for the readings."""
     if "from" in opt or "to" in opt:
@@ -121,10 +126,9 @@ def reduce(s: pd.Series, how: str, **opt) -> float:
 def span_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str, above: float) -> dict:
     """Seed -> the span, in decades, of the values of `column` (e.g. the learning rate) at which a run's metric,
     reduced as `how`, is at least `above`: log10(largest) − log10(smallest); 0 when one value or none passes."""
-    opt = {k: v for k, v in how.items() if k != "how"}
     out: dict[int, float] = {}
     for seed, group in runs.groupby("seed"):
         passing = [float(x) for run_id, x in zip(group["run_id"], group[column])
-                   if reduce(stored.series(run_id, metric), how["how"], **opt) >= float(above)]
+                   if reduce_by(stored.series(run_id, metric), how) >= float(above)]
         out[int(seed)] = float(np.log10(max(passing) / min(passing))) if passing else 0.0
     return out
