@@ -40,7 +40,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-noisy-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-slow clean
 
 help: ## list the targets
@@ -105,16 +105,11 @@ cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Sa
 	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
 	$(FIGURES) cifar_bn$(SUFFIX)
 
-cifar-probes-cpu: $(STAMP) ## ICS and the loss landscape where both VGGs train: 1/8 width, full-size data, 4,000 steps, lr 0.1 and 0.01 (Santurkar Figs 3a, 4, 11) -> results/cifar_probes_cpu/
+cifar-probes-cpu: $(STAMP) ## ICS, the loss landscape and lp normalisation where both VGGs train: 1/8 width, full-size data, 4,000 steps, lr 0.1 and 0.01 (Santurkar Figs 3a, 4, 11, 12) -> results/cifar_probes_cpu/
 	$(SWEEP) experiment=cifar_probes_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_probes_cpu-$(TAG) $(ARGS)
+	$(SWEEP) experiment=cifar_probes_cpu $(CIFAR_FULL_DATA) model.norm=l1,l2,linf optim.lr=0.1 trainer.ics_every=0 hydra.sweep.dir=runs/make/cifar_probes_cpu-$(TAG)/lp $(ARGS)
 	$(COLLECT) runs/make/cifar_probes_cpu-$(TAG) --out results/cifar_probes_cpu$(SUFFIX)
 	$(FIGURES) cifar_probes_cpu$(SUFFIX)
-
-cifar-noisy-cpu: $(STAMP) ## noisy BN read both ways (one draw per position, or per channel) beside BN, 1/8 width, full-size data -> results/cifar_noisy_cpu/
-	$(SWEEP) experiment=cifar_noisy_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_noisy_cpu-$(TAG)/position $(ARGS)
-	$(SWEEP) experiment=cifar_noisy_cpu $(CIFAR_FULL_DATA) model.norm=noisy_batch model.noise.draw=channel hydra.sweep.dir=runs/make/cifar_noisy_cpu-$(TAG)/channel $(ARGS)
-	$(COLLECT) runs/make/cifar_noisy_cpu-$(TAG) --out results/cifar_noisy_cpu$(SUFFIX)
-	$(FIGURES) cifar_noisy_cpu$(SUFFIX)
 
 cifar-norm-variants: $(STAMP) ## small VGG: none, BN before and after the ReLU, LayerNorm (article §C.2.5-6 on a CNN) -> results/cifar_norm_variants/
 	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/pre $(ARGS)
@@ -145,8 +140,11 @@ lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar F
 	$(COLLECT) runs/make/lp_norm-$(TAG) --out results/lp_norm$(SUFFIX)
 	$(FIGURES) lp_norm$(SUFFIX)
 
-cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, 2 h or more on 2 CPU cores -> results/cifar_bn_cpu/
+cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, with noisy BN read both ways, LayerNorm and BN after the ReLU at lr 0.1; 3 h or more on 2 CPU cores -> results/cifar_bn_cpu/
 	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG) $(ARGS)
+	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=noisy_batch model.noise.draw=channel optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/noisy_channel $(ARGS)
+	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=layer optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/layer $(ARGS)
+	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=batch model.norm_position=post optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/post $(ARGS)
 	$(COLLECT) runs/make/cifar_bn_cpu-$(TAG) --out results/cifar_bn_cpu$(SUFFIX)
 	$(FIGURES) cifar_bn_cpu$(SUFFIX)
 
