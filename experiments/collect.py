@@ -4,7 +4,8 @@
 
 Finished runs (completed or diverged) are collected; runs still running, interrupted, failed or without a run.json
 are left out and named. --partial also collects interrupted runs, up to the step where they stopped (runs.csv
-keeps their status): for a protocol that could not run to its end.
+keeps their status): for a protocol that could not run to its end. --add keeps the runs already in --out and adds
+these beside them: a new variant joins reference results without retraining the others.
 """
 
 import argparse
@@ -18,11 +19,13 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run or sweep folders (searched for run.json)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--partial", action="store_true", help="also runs stopped before their last step")
+    p.add_argument("--add", action="store_true",
+                   help="keep the runs already in --out and add these (a run already there is refused)")
     args = p.parse_args()
     skipped: list[str] = []
     try:
-        metrics, runs = write_results(args.runs, args.out, skipped, args.partial)
-    except FileNotFoundError as e:
+        metrics, runs = write_results(args.runs, args.out, skipped, args.partial, args.add)
+    except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"collect: {e}")
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")
     if skipped:

@@ -141,12 +141,29 @@ def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = None,
-                  partial: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  partial: bool = False, add: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the finished runs under `roots` to out_dir; with `add`, beside the runs out_dir already holds (a new
+    variant joins reference results without retraining the rest; a run already there is refused, not replaced)."""
     metrics, runs = load_runs(roots, skipped, partial)
     if runs.empty:
         raise FileNotFoundError(f"no finished run under {', '.join(map(str, roots))}: {', '.join(skipped or [])}")
     out_dir = Path(out_dir)
+    if add:
+        metrics, runs = _beside(out_dir, metrics, runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(compact(metrics), out_dir / "metrics.parquet")
     runs.to_csv(out_dir / "runs.csv", index=False)
     return metrics, runs
+
+
+def _beside(out_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not (out_dir / "metrics.parquet").is_file() or not (out_dir / "runs.csv").is_file():
+        raise FileNotFoundError(f"nothing to add to: {out_dir} has no metrics.parquet and runs.csv")
+    old_metrics, old_runs = pd.read_parquet(out_dir / "metrics.parquet"), pd.read_csv(out_dir / "runs.csv")
+    clash = sorted(set(old_runs["run_id"]) & set(runs["run_id"]))
+    if clash:
+        raise ValueError(f"{len(clash)} run(s) already in {out_dir} (collect without --add to replace them): "
+                         f"{clash[0]}")
+    old_metrics = old_metrics.astype({c: object for c in old_metrics.select_dtypes("category").columns})
+    return (pd.concat([old_metrics, metrics], ignore_index=True),
+            pd.concat([old_runs, runs], ignore_index=True))

@@ -13,7 +13,7 @@ from bnrepro.figures.panels import layer_bands, layer_percentiles, training_curv
 from bnrepro.figures.style import (PALETTE, has_metric, label, layer_number, legend_with_labels, provenance, save,
                                    seed_band, setup)
 
-VARIANTS = ["none", "batch", "noisy_batch"]
+VARIANTS = ["none", "batch", "noisy_batch", "noisy_batch_channel"]
 
 
 def _acc(metrics: pd.DataFrame) -> pd.DataFrame:

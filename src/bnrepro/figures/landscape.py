@@ -12,7 +12,7 @@ from bnrepro.figures.style import has_metric
 
 
 def fig4_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    return fig_landscape(metrics, runs, out)
+    return fig_landscape(metrics, runs, out, variants=["none", "batch"])  # Fig 12 draws the lp-normalised ones
 
 
 def fig11_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:

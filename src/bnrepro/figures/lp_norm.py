@@ -8,12 +8,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnrepro.figures.panels import fig_landscape, layer_bands, layer_percentiles, training_curves, variant_curves
+from bnrepro.figures.panels import (at_shared_lr, fig_landscape, layer_bands, layer_percentiles, training_curves,
+                                    variant_curves)
 from bnrepro.figures.style import ALL_VARIANTS, has_metric, provenance, save, setup
 
 
 def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
+    metrics = at_shared_lr(metrics)
     d = training_curves(metrics)
     variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
     p, layers = layer_percentiles(metrics, "pooled")

@@ -36,6 +36,19 @@ def training_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     return m
 
 
+def at_shared_lr(metrics: pd.DataFrame, variants: list[str] | None = None) -> pd.DataFrame:
+    """The runs at the largest learning rate that every variant (of `variants`, else of all) was run at: a figure
+    that compares variants must not average one variant's learning rates into its curve."""
+    names = metrics["variant"].astype(str)
+    if variants is not None:
+        metrics, names = metrics[names.isin(variants)], names[names.isin(variants)]
+    lrs = metrics.groupby(names, observed=True)["lr"].agg(lambda v: set(v.unique()))
+    shared = set.intersection(*lrs) if len(lrs) else set()
+    if not shared:
+        raise ValueError(f"no learning rate that every variant ran at: {dict(lrs.map(sorted))}")
+    return metrics[metrics["lr"] == max(shared)]
+
+
 def percentiles_long(metrics: pd.DataFrame) -> pd.DataFrame:
     p = metrics[metrics["split"] == "probe"].copy()
     parts = p["metric"].astype(str).str.extract(r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/p(?P<q>[\d.]+)$")

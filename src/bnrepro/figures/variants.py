@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.panels import percentiles_long, training_curves
+from bnrepro.figures.panels import at_shared_lr, percentiles_long, training_curves
 from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, data_label, has_metric, label, layer_number,
                                    legend_with_labels, provenance, save, seed_band, setup)
 
@@ -18,20 +18,24 @@ TITLES = {
     "mnist_layernorm": "3 sigmoid hidden layers: LayerNorm beside BN and no normalisation",
     "mnist_affine": "3 sigmoid hidden layers: BN with and without its learned scale and shift (γ, β)",
     "cifar_norm_variants": "VGG at 1/8 width: none, BN before or after the ReLU, LayerNorm",
+    "cifar_bn_cpu": "VGG at 1/8 width, 4,000 steps: none, BN before or after the ReLU, LayerNorm",
 }
 
 
-def _title(runs: pd.DataFrame, nseeds: int) -> str:
+def _title(runs: pd.DataFrame, nseeds: int, lrs: list[float]) -> str:
     experiment = str(runs["experiment"].iloc[0]) if "experiment" in runs else ""
     what = TITLES.get(experiment, experiment)
-    return (f"{data_label(runs)}, {what}"
+    return (f"{data_label(runs)}, {what}" + (f", lr {lrs[0]:g}" if len(lrs) == 1 else "")
             + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
 
 
-def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    """Top: test accuracy and training loss per variant. Bottom, when probed: the last hidden layer's activation
-    input (15th/50th/85th percentiles pooled over its units), one panel per variant."""
+def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
+                 variants: list[str] | None = None) -> list[Path]:
+    """Top: test accuracy and training loss per variant (of `variants`, else all), at the learning rate they
+    share. Bottom, when probed: the last hidden layer's activation input (15th/50th/85th percentiles pooled over
+    its units), one panel per variant."""
     setup()
+    metrics = at_shared_lr(metrics, variants)
     d = training_curves(metrics)
     variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
     nseeds = d["seed"].nunique()
@@ -66,9 +70,15 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
                          ax=ax, legend=c == 0)
             ax.set_title(f"{label(variant)}: layer #{layer_number(last)}'s activation input", fontsize=10)
             ax.set_ylabel("activation input (pooled percentiles)" if c == 0 else "")
-    fig.suptitle(_title(runs, nseeds))
+    fig.suptitle(_title(runs, nseeds, sorted(metrics["lr"].unique())))
     fig.tight_layout()
     return save(fig, out, "fig_variants", provenance(runs, "probe: fixed test batch of 256"))
+
+
+def fig_norm_position(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    """fig_variants for the article's LayerNorm and BN-position statements alone, where the results also hold other
+    variants (cifar_bn_cpu's noisy BN)."""
+    return fig_variants(metrics, runs, out, variants=["none", "batch", "batch_post", "layer"])
 
 
 def fig_affine(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:

@@ -1,0 +1,45 @@
+"""collect on tiny run folders: adding runs beside results already collected, and refusing a run twice."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bnrepro.collect import write_results
+
+
+def fake_run(folder, variant: str, seed: int, acc: float) -> None:
+    folder.mkdir(parents=True)
+    rows = [{"step": s, "split": "test", "metric": "acc", "value": acc * s / 100, "experiment": "toy",
+             "variant": variant, "lr": 0.1, "seed": seed} for s in (0, 50, 100)]
+    pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
+    (folder / "run.json").write_text(json.dumps({"status": "completed", "steps_done": 100, "max_steps": 100,
+                                                 "final_test_acc": acc, "git_commit": "abc", "git_dirty": False}))
+
+
+def test_add_keeps_the_runs_already_collected(tmp_path):
+    fake_run(tmp_path / "grid" / "a0", "batch", 0, 0.9)
+    fake_run(tmp_path / "grid" / "b0", "none", 0, 0.7)
+    fake_run(tmp_path / "extra" / "c0", "layer", 0, 0.8)
+    out = tmp_path / "results" / "toy"
+    write_results([tmp_path / "grid"], out)
+    write_results([tmp_path / "extra"], out, add=True)
+    runs, metrics = pd.read_csv(out / "runs.csv"), pd.read_parquet(out / "metrics.parquet")
+    assert sorted(runs["variant"]) == ["batch", "layer", "none"]
+    assert len(metrics) == 9 and metrics.groupby("run_id", observed=True).size().eq(3).all()
+    final = metrics[metrics["step"] == 100]
+    assert dict(zip(final["variant"].astype(str), final["value"])) == pytest.approx(
+       {"batch": 0.9, "none": 0.7, "layer": 0.8})
+
+    with pytest.raises(ValueError, match="already in"):
+        write_results([tmp_path / "extra"], out, add=True)
+    assert len(pd.read_csv(out / "runs.csv")) == 3  # nothing written by the refused call
+
+    write_results([tmp_path / "extra"], out)  # without add: the folder holds these runs alone
+    assert list(pd.read_csv(out / "runs.csv")["variant"]) == ["layer"]
+
+
+def test_add_needs_results_to_add_to(tmp_path):
+    fake_run(tmp_path / "extra" / "c0", "layer", 0, 0.8)
+    with pytest.raises(FileNotFoundError, match="nothing to add to"):
+        write_results([tmp_path / "extra"], tmp_path / "results" / "toy", add=True)
