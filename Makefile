@@ -41,7 +41,7 @@ CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
 .PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
-	test-slow clean
+	test-all lint clean
 
 help: ## list the targets
 	@echo "bnrepro targets. Variables: seeds=N runs seeds 0..N-1; full=1 the CIFAR experiments' full protocol (for a GPU);"
@@ -173,10 +173,13 @@ notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when mis
 bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, a 30-run sweep) -> results/bench/*.json (~30 minutes)
 	$(RUN) benchmarks/bench.py
 
-test: $(STAMP) ## the test suite (what CI runs), slow tests excluded
-	$(BIN)/pytest -m "not slow" -q
+test: $(STAMP) ## the unit and integration tests (about a minute or two on 2 cores)
+	$(BIN)/pytest -m "unit or integration" -q
 
-test-slow: $(STAMP) ## every test, the slow ones too
+lint: $(STAMP) ## ruff, configured in pyproject.toml (CI runs it; .pre-commit-config.yaml runs it on each commit)
+	$(BIN)/ruff check .
+
+test-all: $(STAMP) ## every test, the command-line (e2e) ones too: what CI runs
 	$(BIN)/pytest -q
 
 clean: ## remove run folders (runs/) and caches; keeps results/ and .venv

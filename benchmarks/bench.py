@@ -264,9 +264,9 @@ def landscape(args) -> None:
     the deep linear network (CPU), the small VGG (CPU) and, where a GPU exists, the full-width VGG on it."""
     import torch.nn.functional as F
 
+    from bnrepro.evaluation import sum_squared_error
     from bnrepro.models import VGG, DeepLinear
     from bnrepro.probes import LandscapeProbe, eta_grid
-    from bnrepro.evaluation import sum_squared_error
 
     def best_of(fn, n: int) -> float:
         fn()  # warm-up (vmap tracing, allocator, cuDNN autotuning)

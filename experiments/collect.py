@@ -26,7 +26,7 @@ def main() -> None:
     try:
         metrics, runs = write_results(args.runs, args.out, skipped, args.partial, args.add)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"collect: {e}")
+        raise SystemExit(f"collect: {e}") from None
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")
     if skipped:
         print(f"left out {len(skipped)} unfinished run(s): {', '.join(skipped)}")

@@ -36,7 +36,8 @@ def main() -> None:
     counted = [o for o in outcomes if o.claim.counts]
     n = Counter(o.verdict for o in counted)
     print(f"wrote {args.results / 'REPORT.md'}, {len(pages) - 1} figure pages in {folder} and REPORT.html: "
-          f"{len(outcomes)} rows; of the {len(counted)} that can reproduce: " + ", ".join(f"{n[v]} {v}" for v in VERDICTS))
+          f"{len(outcomes)} rows; of the {len(counted)} that can reproduce: "
+          + ", ".join(f"{n[v]} {v}" for v in VERDICTS))
 
 
 if __name__ == "__main__":

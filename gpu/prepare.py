@@ -74,7 +74,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archive", default="cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz",
                    help="data.archive to carry (relative to the data root); '' carries none")
-    p.add_argument("--piece-mb", type=int, default=45, help="the largest part (the tree itself is ~20 MB of the 64 MiB a call carries)")
+    p.add_argument("--piece-mb", type=int, default=45,
+                   help="the largest part (the tree itself is ~20 MB of the 64 MiB a call carries)")
     p.add_argument("--no-wheels", action="store_true")
     args = p.parse_args()
     if not args.no_wheels:

@@ -106,7 +106,8 @@ def install_wheels() -> dict:
     except ImportError:
         wheels = sorted((ROOT / ".whl").glob("*.whl"))
         if not wheels:
-            raise SystemExit("smoke: error: hydra is missing and .whl/ holds no wheels (python gpu/prepare.py)")
+            raise SystemExit(
+                "smoke: error: hydra is missing and .whl/ holds no wheels (python gpu/prepare.py)") from None
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                         "--no-cache-dir", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
         paths.append(str(SITE))

@@ -14,6 +14,15 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 SHARED = ROOT.parent / "shared" / "datasets"
+TIERS = ("unit", "integration", "e2e")  # pyproject.toml says what each holds; `make test` runs the first two
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test in exactly one tier, so that `make test` neither skips a new test nor runs a CLI test by accident."""
+    wrong = [f"{item.nodeid} ({', '.join(t for t in TIERS if item.get_closest_marker(t)) or 'none'})"
+             for item in items if sum(item.get_closest_marker(t) is not None for t in TIERS) != 1]
+    if wrong:
+        raise pytest.UsageError(f"tests need exactly one tier marker of {TIERS}: {'; '.join(wrong[:5])}")
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:

@@ -11,7 +11,7 @@ import torch
 from bnrepro import ConfigError
 from bnrepro.config import validate
 from bnrepro.data import Split
-from bnrepro.figures.batch_size import final_accuracies, fig_batch_size
+from bnrepro.figures.batch_size import fig_batch_size, final_accuracies
 from bnrepro.figures.higher_lr import curves, fig_higher_lr, table
 from bnrepro.models import MLP
 from bnrepro.paths import lr_for_batch
@@ -20,6 +20,7 @@ from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
 
+@pytest.mark.unit
 def test_the_batch_size_readings_run_the_same_steps_at_the_same_or_a_scaled_lr():
     assert lr_for_batch(0.1, 64, 1024) == pytest.approx(1.6) and lr_for_batch(0.1, 64, 64) == 0.1
     for batch, scaled in ((8, 0.0125), (1024, 1.6)):
@@ -30,6 +31,7 @@ def test_the_batch_size_readings_run_the_same_steps_at_the_same_or_a_scaled_lr()
         assert other.experiment_name == "mnist_batch_size"  # one results folder for both readings
 
 
+@pytest.mark.integration
 def test_eval_train_measures_a_training_subset_in_evaluation_mode(tmp_path, mnist_data):
     cfg = make_cfg(*small_overrides(mnist_data, steps=100), "trainer.eval_train=500")
     train(cfg, tmp_path)
@@ -40,6 +42,7 @@ def test_eval_train_measures_a_training_subset_in_evaluation_mode(tmp_path, mnis
     assert ev["value"].iloc[-1] > ev["value"].iloc[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("override,key", [("trainer.eval_train=-1", "trainer.eval_train"),
                                           ("probe.shift.contrast=[0]", "probe.shift.contrast"),
                                           ("probe.shift.classes=[11]", "probe.shift.classes"),
@@ -49,11 +52,13 @@ def test_bad_values_name_their_key(override, key):
         validate(make_cfg("experiment=mnist_shift", override))
 
 
+@pytest.mark.unit
 def test_eval_train_needs_evaluations():
     with pytest.raises(ConfigError, match=r"trainer\.eval_train"):
         validate(make_cfg("experiment=mnist_bn", "trainer.eval_train=100", "trainer.eval_every=0"))
 
 
+@pytest.mark.unit
 def test_shifts_change_what_they_say():
     x, y = torch.rand(20, 4), torch.arange(20) % 10
     assert torch.equal(shifted(x, y, "contrast", 0.5)[0], x * 0.5)
@@ -77,6 +82,7 @@ def _probe(norm: str, seed: int = 0) -> tuple[MLP, ShiftProbe]:
     return model, ShiftProbe(model, split, split, spec, batch_size=20, seed=seed)
 
 
+@pytest.mark.integration
 def test_the_shift_probe_leaves_the_network_as_it_found_it():
     model, probe = _probe("batch")
     bn = model.blocks[0].norm
@@ -93,6 +99,7 @@ def test_the_shift_probe_leaves_the_network_as_it_found_it():
     assert out["shift/contrast/1/batch/acc"] == pytest.approx(out["shift/contrast/1/reestimated/acc"], abs=0.1)
 
 
+@pytest.mark.unit
 def test_batch_statistics_undo_a_contrast_shift_and_population_statistics_do_not():
     model, probe = _probe("batch")
     out = probe()
@@ -101,6 +108,7 @@ def test_batch_statistics_undo_a_contrast_shift_and_population_statistics_do_not
     assert out["shift/contrast/0.5/population/act_p99"] != pytest.approx(out["shift/contrast/1/population/act_p99"])
 
 
+@pytest.mark.unit
 def test_without_batch_statistics_one_image_ignores_its_batch():
     _, probe = _probe("none")
     out = probe()
@@ -117,6 +125,7 @@ def _metrics(rows: list[dict]) -> pd.DataFrame:
     return m
 
 
+@pytest.mark.unit
 def test_the_batch_size_figure_reads_the_last_evaluations(tmp_path):
     rows = []
     for variant in ("none", "batch"):
@@ -135,6 +144,7 @@ def test_the_batch_size_figure_reads_the_last_evaluations(tmp_path):
     assert [p.name for p in fig_batch_size(m, runs, tmp_path)] == ["fig_batch_size.png", "fig_batch_size.pdf"]
 
 
+@pytest.mark.unit
 def test_the_higher_lr_table_counts_steps_to_the_baselines_best(tmp_path):
     rows = []
     acc = {("none", 0.1): [0.1, 0.3, 0.5, 0.6], ("batch", 0.1): [0.1, 0.5, 0.6, 0.7], ("none", 0.5): [0.1] * 4,

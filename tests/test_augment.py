@@ -1,8 +1,11 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
 from bnrepro.augment import random_crop_flip
 from bnrepro.data import BatchSampler, Split, generator
+
+pytestmark = pytest.mark.unit
 
 
 def test_each_image_is_a_padded_crop_of_itself_maybe_flipped():

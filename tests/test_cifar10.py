@@ -15,9 +15,9 @@ CPU = torch.device("cpu")
 
 
 def cfg(root, cache, **kw):
-    return OmegaConf.create({"name": "cifar10", "format": "cifar10", "root": str(root), "cache_dir": str(cache), "download": False,
-                             "allow_unofficial": False, "archive": None, "normalize": True, "sparse_eval": False,
-                             **kw})
+    return OmegaConf.create({"name": "cifar10", "format": "cifar10", "root": str(root), "cache_dir": str(cache),
+                             "download": False, "allow_unofficial": False, "archive": None, "normalize": True,
+                             "sparse_eval": False, **kw})
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def synthetic(tmp_path):
     return write_synthetic_cifar(tmp_path / "root")
 
 
+@pytest.mark.unit
 def test_the_checksums_are_torchvisions():
     from torchvision.datasets import CIFAR10
 
@@ -32,11 +33,13 @@ def test_the_checksums_are_torchvisions():
     assert len(md5s) == 7 and md5s["test_batch"] == dict(CIFAR10.test_list)["test_batch"]
 
 
+@pytest.mark.unit
 def test_unofficial_files_are_refused_by_default(synthetic, tmp_path):
     with pytest.raises(DataError, match="allow_unofficial"):
         load_cifar10(cfg(synthetic, tmp_path / "cache"), CPU)
 
 
+@pytest.mark.unit
 def test_unofficial_files_load_loudly_with_the_flag(synthetic, tmp_path):
     with pytest.warns(UserWarning, match="UNOFFICIAL"):
         ds = load_cifar10(cfg(synthetic, tmp_path / "cache", allow_unofficial=True), CPU)
@@ -45,6 +48,7 @@ def test_unofficial_files_load_loudly_with_the_flag(synthetic, tmp_path):
     assert ds.test.x.shape == (40, 3, 32, 32) and ds.train.y.dtype == torch.int64
 
 
+@pytest.mark.unit
 def test_batches_are_normalised_on_the_device_with_training_statistics(synthetic, tmp_path):
     with pytest.warns(UserWarning):
         ds = load_cifar10(cfg(synthetic, tmp_path / "cache", allow_unofficial=True), CPU)
@@ -55,6 +59,7 @@ def test_batches_are_normalised_on_the_device_with_training_statistics(synthetic
     assert ds.train.x.dtype == torch.uint8  # the stored split stays uint8
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not (SHARED / "cifar-10-batches-py").is_dir(), reason="needs ../shared/datasets")
 def test_the_offline_subset_is_flagged_unofficial_and_complete(tmp_path):
     with pytest.raises(DataError, match="allow_unofficial"):
@@ -66,6 +71,7 @@ def test_the_offline_subset_is_flagged_unofficial_and_complete(tmp_path):
     assert torch.bincount(ds.test.y).tolist() == [105, 93, 100, 104, 92, 87, 114, 102, 110, 110]
 
 
+@pytest.mark.unit
 def test_an_archive_is_extracted_once_into_the_cache(synthetic, tmp_path):
     archive = tmp_path / "cifar.tar.xz"
     with tarfile.open(archive, "w:xz") as tar:
@@ -82,6 +88,7 @@ def test_an_archive_is_extracted_once_into_the_cache(synthetic, tmp_path):
     assert not (tmp_path / "elsewhere").exists()  # nothing written beside the data
 
 
+@pytest.mark.unit
 def test_a_corrupt_batch_is_a_clear_error(synthetic, tmp_path):
     batch = synthetic / "cifar-10-batches-py" / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:500])
@@ -89,6 +96,7 @@ def test_a_corrupt_batch_is_a_clear_error(synthetic, tmp_path):
         load_cifar10(cfg(synthetic, tmp_path / "cache", allow_unofficial=True), CPU)
 
 
+@pytest.mark.unit
 def test_missing_data_names_the_path_and_the_variable(tmp_path):
     with pytest.raises(DataError) as e:
         load_cifar10(cfg(tmp_path / "nowhere", tmp_path / "cache", download=True), CPU)

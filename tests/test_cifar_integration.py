@@ -5,14 +5,17 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from tests.conftest import ROOT, job, run_cli
 
+pytestmark = pytest.mark.e2e
+
 
 def test_twenty_steps_per_variant(tmp_path, cifar_data):
-    res = run_cli("-m", "experiment=cifar_bn_small", "model.norm=none,batch,noisy_batch", "optim.lr=0.1", "trainer.max_steps=20",
-                  "trainer.eval_every=10", "trainer.probe_every=10", "trainer.batch_size=32", "probe.batch_size=32",
-                  "logger=none",
+    res = run_cli("-m", "experiment=cifar_bn_small", "model.norm=none,batch,noisy_batch", "optim.lr=0.1",
+                  "trainer.max_steps=20", "trainer.eval_every=10", "trainer.probe_every=10", "trainer.batch_size=32",
+                  "probe.batch_size=32", "logger=none",
                   f"hydra.sweep.dir={tmp_path}", *cifar_data["overrides"])
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     variants = []
@@ -46,8 +49,8 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
 
 
 def test_unknown_probe_layer_is_a_config_error(tmp_path, cifar_data):
-    res = run_cli("experiment=cifar_bn_small", "probe.layers=[layer2,layer99]", "probe.batch_size=32", "trainer.max_steps=2",
-                  "logger=none",
+    res = run_cli("experiment=cifar_bn_small", "probe.layers=[layer2,layer99]", "probe.batch_size=32",
+                  "trainer.max_steps=2", "logger=none",
                   f"hydra.run.dir={tmp_path}", *cifar_data["overrides"])
     assert res.returncode == 2 and "probe.layers" in res.stdout + res.stderr
 

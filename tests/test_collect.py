@@ -7,6 +7,8 @@ import pytest
 
 from bnrepro.collect import write_results
 
+pytestmark = pytest.mark.unit
+
 
 def fake_run(folder, variant: str, seed: int, acc: float) -> None:
     folder.mkdir(parents=True)

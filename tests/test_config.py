@@ -7,6 +7,7 @@ from bnrepro.run import train
 from tests.conftest import make_cfg, run_cli, small_overrides
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("experiment,override,key", [
     ("mnist_bn", "model.norm=foo", "model.norm"),
     ("mnist_bn", "optim.lr=-0.1", "optim.lr"),
@@ -51,6 +52,7 @@ def test_invalid_values_name_the_key(experiment, override, key):
         validate(cfg)
 
 
+@pytest.mark.unit
 def test_default_experiment_config_is_valid():
     validate(make_cfg("experiment=mnist_bn"))
     validate(make_cfg("experiment=mnist_lr_sweep"))
@@ -59,11 +61,13 @@ def test_default_experiment_config_is_valid():
         validate(make_cfg(f"experiment={experiment}"))
 
 
+@pytest.mark.unit
 def test_unknown_key_is_refused_by_hydra():
     with pytest.raises(ConfigCompositionException, match="not_a_key"):
         make_cfg("experiment=mnist_bn", "model.not_a_key=3")
 
 
+@pytest.mark.integration
 def test_batch_larger_than_dataset_fails_before_training(tmp_path, mnist_data):
     cfg = make_cfg(*small_overrides(mnist_data), "trainer.batch_size=100000")
     with pytest.raises(ConfigError, match="trainer.batch_size"):
@@ -71,6 +75,7 @@ def test_batch_larger_than_dataset_fails_before_training(tmp_path, mnist_data):
     assert '"status": "failed"' in (tmp_path / "run.json").read_text()
 
 
+@pytest.mark.e2e
 def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
     out = run_cli("experiment=mnist_bn", "model.norm=foo", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 2
@@ -78,6 +83,7 @@ def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("override,key", [
     ("model.norm=group", "model.norm"),
     ("model.norm_position=after", "model.norm_position"),
@@ -93,6 +99,7 @@ def test_vgg_values_are_checked(override, key):
         validate(make_cfg("data=cifar10", "model=vgg", override))
 
 
+@pytest.mark.unit
 def test_vgg_config_builds_the_paper_network_with_the_run_seed():
     from bnrepro.models import build_model
 

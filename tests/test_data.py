@@ -26,12 +26,14 @@ def locate_mnist(cfg):
     return folder.parents[1], None
 
 
+@pytest.mark.unit
 def test_checksums_are_torchvisions():
     from torchvision.datasets import MNIST
 
     assert dict(MNIST.resources) == dict(MNIST_CONFIG.gz_md5)
 
 
+@pytest.mark.unit
 def test_missing_data_names_the_path_and_the_variable(tmp_path):
     with pytest.raises(DataError) as e:
         locate_mnist(data_cfg(tmp_path / "nowhere", tmp_path / "cache", download=True))
@@ -40,12 +42,14 @@ def test_missing_data_names_the_path_and_the_variable(tmp_path):
     assert not (tmp_path / "nowhere").exists()  # nothing created on the way to the error
 
 
+@pytest.mark.unit
 def test_corrupt_gz_fails_on_the_checksum(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     with pytest.raises(DataError, match="md5"):
         load_mnist(data_cfg(root, tmp_path / "cache"), torch.device("cpu"))
 
 
+@pytest.mark.unit
 def test_unofficial_files_load_only_when_allowed_and_are_marked(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     with pytest.warns(UserWarning, match="UNOFFICIAL"):
@@ -55,6 +59,7 @@ def test_unofficial_files_load_only_when_allowed_and_are_marked(tmp_path):
     assert ds.train.x.dtype == torch.float32 and 0 <= ds.train.x.min() and ds.train.x.max() <= 1
 
 
+@pytest.mark.unit
 def test_truncated_gz_is_a_clear_error(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     gz = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
@@ -63,6 +68,7 @@ def test_truncated_gz_is_a_clear_error(tmp_path):
         load_mnist(data_cfg(root, tmp_path / "cache", allow_unofficial=True), torch.device("cpu"))
 
 
+@pytest.mark.unit
 def test_read_only_root_is_never_written(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     raw = root / "MNIST" / "raw"
@@ -78,6 +84,7 @@ def test_read_only_root_is_never_written(tmp_path):
     assert (found / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not (SHARED / "MNIST" / "raw").is_dir(), reason="needs ../shared/datasets")
 def test_real_mnist_is_official_and_complete(tmp_path):
     ds = load_dataset(data_cfg(SHARED, tmp_path / "cache"), torch.device("cpu"))
@@ -87,6 +94,7 @@ def test_real_mnist_is_official_and_complete(tmp_path):
     assert ds.test.x_eval is not None and ds.test.x_eval.layout == torch.sparse_csr  # sparse eval on CPU
 
 
+@pytest.mark.unit
 def test_sampler_epochs_are_permutations_and_reproducible():
     split = Split(x=torch.arange(50.0).unsqueeze(1), y=torch.arange(50))
     def epoch(seed):
@@ -100,6 +108,7 @@ def test_sampler_epochs_are_permutations_and_reproducible():
     assert s.epoch == 2 and len(nxt) == 10
 
 
+@pytest.mark.unit
 def test_streams_are_independent():
     assert stream_seed(0, "data-order") != stream_seed(0, "probe-batch")
     assert stream_seed(0, "data-order") != stream_seed(1, "data-order")
@@ -114,6 +123,7 @@ def _load_in_subprocess(args):
     return len(ds.train)
 
 
+@pytest.mark.e2e
 def test_parallel_jobs_can_fill_an_empty_cache_at_once(tmp_path):
     """The first `make mnist-bn` on a machine starts both jobs at once on an empty cache."""
     import multiprocessing as mp
@@ -125,6 +135,7 @@ def test_parallel_jobs_can_fill_an_empty_cache_at_once(tmp_path):
     assert not list((tmp_path / "cache").rglob("*.part")) and not list((tmp_path / "cache").rglob("*.tmp"))
 
 
+@pytest.mark.unit
 def test_a_second_idx_dataset_is_one_config_file(tmp_path):
     """configs/data/fashion_mnist.yaml: its own folder, checksums and cache; MNIST's files are not taken for it."""
     from tests.conftest import make_cfg
@@ -144,6 +155,7 @@ def test_a_second_idx_dataset_is_one_config_file(tmp_path):
     assert ds.source == str(root / "FashionMNIST" / "raw")
 
 
+@pytest.mark.unit
 def test_a_config_without_checksums_loads_and_is_never_called_official(tmp_path):
     from tests.conftest import make_cfg
 
@@ -155,6 +167,7 @@ def test_a_config_without_checksums_loads_and_is_never_called_official(tmp_path)
     assert ds.official is False and ds.name == "my_digits"
 
 
+@pytest.mark.unit
 def test_an_idx_file_whose_header_lies_is_a_clear_error(tmp_path):
     from bnrepro.data import read_idx
 
@@ -164,6 +177,7 @@ def test_an_idx_file_whose_header_lies_is_a_clear_error(tmp_path):
         read_idx(path)
 
 
+@pytest.mark.unit
 def test_train_py_finds_the_same_data_as_make(monkeypatch):
     """The data root's default: BNREPRO_DATA, else ../shared/datasets beside the checkout, else ./data in it."""
     from bnrepro import paths

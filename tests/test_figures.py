@@ -7,6 +7,8 @@ import pytest
 from bnrepro.figures.cifar import quantile_histogram
 from bnrepro.figures.style import provenance
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_histogram_from_percentiles_holds_their_mass():
     rng = np.random.default_rng(0)

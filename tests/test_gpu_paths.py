@@ -21,6 +21,7 @@ def conv_net() -> torch.nn.Module:
                                torch.nn.Conv2d(8, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 10))
 
 
+@pytest.mark.unit
 def test_flat_sgd_keeps_channels_last_and_torch_sgd_numbers():
     torch.manual_seed(0)
     a = conv_net().to(memory_format=torch.channels_last)
@@ -42,6 +43,7 @@ def test_flat_sgd_keeps_channels_last_and_torch_sgd_numbers():
             assert pb.grad.stride() == pb.stride(), name
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("n", [1, 2, 5, 1000, 25_601])
 def test_device_percentiles_are_numpys(n):
     x = torch.randn(n, generator=torch.Generator().manual_seed(n))
@@ -49,6 +51,7 @@ def test_device_percentiles_are_numpys(n):
     np.testing.assert_allclose(_percentiles_torch(x, qs), _percentiles_numpy(x.numpy(), qs), rtol=0, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_noisy_bn_draws_its_noise_in_float32_under_autocast():
     bn = NoisyBatchNorm(4)
     bn.train()
@@ -60,6 +63,7 @@ def test_noisy_bn_draws_its_noise_in_float32_under_autocast():
     assert drawn == [torch.float32]
 
 
+@pytest.mark.unit
 def test_auto_device_sends_only_the_conv_model_to_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto", "vgg").type == "cuda"
@@ -67,6 +71,7 @@ def test_auto_device_sends_only_the_conv_model_to_a_gpu(monkeypatch):
     assert resolve_device("cpu", "vgg").type == "cpu"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("probe", ["trainer.ics_every=5", "trainer.landscape_every=5"])
 def test_amp_with_step_probes_is_refused(probe):
     with pytest.raises(ConfigError, match="trainer.amp=bf16 cannot be used"):
@@ -74,6 +79,7 @@ def test_amp_with_step_probes_is_refused(probe):
     resolve(make_cfg("experiment=cifar_bn_small", "trainer.amp=bf16"))  # without them it is allowed
 
 
+@pytest.mark.unit
 def test_tf32_must_be_a_flag():
     with pytest.raises(ConfigError, match="trainer.tf32"):
         resolve(make_cfg("experiment=cifar_bn_small", "trainer.tf32=maybe"))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -22,6 +21,7 @@ def load(name: str):
     return module
 
 
+@pytest.mark.unit
 def test_pieces_round_trip_and_checks(tmp_path):
     prepare, smoke = load("prepare"), load("smoke")
     src = tmp_path / "src"
@@ -53,6 +53,7 @@ def test_pieces_round_trip_and_checks(tmp_path):
         smoke.receive(carried, tmp_path / "data2")
 
 
+@pytest.mark.unit
 def test_an_archive_travels_whole_and_becomes_data_archive(tmp_path):
     """The full-size copy travels as its tarball, cut in pieces: rebuilt beside the pieces, it is data.archive."""
     prepare, smoke = load("prepare"), load("smoke")
@@ -81,7 +82,7 @@ def shutil_copy_tree(pieces, carried, keep: str) -> None:
     shutil.copytree(pieces / keep, carried / keep)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(not (SHARED / "cifar-10-batches-py").is_dir(), reason="needs ../shared/datasets")
 def test_smoke_stage_on_cpu(tmp_path):
     """Every stage of the smoke run, at 3 steps on the CPU: each ends completed, and the summary names them all."""
@@ -102,7 +103,7 @@ def test_smoke_stage_on_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["runs-smoke.tar.gz", "stages.json", "summary.md"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("multirun", [False, True])
 def test_stage_timeout_ends_runs_with_their_metrics(tmp_path, mnist_data, multirun):
     """A stage past its time gets SIGTERM: its runs stop at a step boundary as 'interrupted', metrics written; in a

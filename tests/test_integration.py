@@ -20,22 +20,24 @@ def sweep(tmp_path_factory, mnist_data):
     return out, res
 
 
+@pytest.mark.integration
 def test_each_job_writes_its_own_complete_run_folder(sweep, mnist_data):
     out, res = sweep
     jobs = sorted(p for p in out.iterdir() if p.is_dir() and (p / "run.json").exists())
     # Each job's folder is named by its settings, so jobs never share one.
     assert sorted(p.name.split(",")[0] for p in jobs) == ["model.norm=batch", "model.norm=none"]
-    for job in jobs:
-        info = json.loads((job / "run.json").read_text())
+    for folder in jobs:
+        info = json.loads((folder / "run.json").read_text())
         assert info["status"] == "completed" and info["steps_done"] == 300
         assert info["data_official"] is mnist_data["real"]
         for key in ("wall_time_s", "torch", "python", "git_commit", "git_dirty"):
             assert key in info
-        assert (job / "config_resolved.yaml").is_file()
+        assert (folder / "config_resolved.yaml").is_file()
     assert "step 300/300" in res.stdout + res.stderr  # progress is shown
     assert "test_acc 0." in res.stdout and "(step 300)" in res.stdout  # which step the test accuracy is from
 
 
+@pytest.mark.integration
 def test_metrics_schema(sweep):
     out, _ = sweep
     df = pd.read_parquet(job(out, "model.norm=batch") / "metrics.parquet")
@@ -51,11 +53,13 @@ def test_metrics_schema(sweep):
     assert "act/layer3/pooled/p50" in set(probe["metric"]) and "act/layer1/unit/p15" in set(probe["metric"])
     assert df["variant"].iloc[0] == "batch" and df["lr"].iloc[0] == 0.01
     # Percentiles are ordered, and the loss went down.
-    p = probe.pivot_table(index=["step", probe["metric"].str.rsplit("/", n=1).str[0]], columns=probe["metric"].str.rsplit("/", n=1).str[1], values="value", observed=True)
+    name = probe["metric"].str.rsplit("/", n=1)
+    p = probe.pivot_table(index=["step", name.str[0]], columns=name.str[1], values="value", observed=True)
     assert (p["p15"] <= p["p50"]).all() and (p["p50"] <= p["p85"]).all()
     assert train["value"].iloc[-1] < train["value"].iloc[0]
 
 
+@pytest.mark.e2e
 def test_collect_and_figures_from_stored_metrics(sweep, tmp_path):
     out, _ = sweep
     results = tmp_path / "results"

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tests.conftest import ROOT, make_cfg, run_cli
 
 
+@pytest.mark.unit
 def test_the_slurm_launcher_config_becomes_the_sbatch_script(tmp_path, monkeypatch):
     import submitit
     from hydra import compose, initialize_config_dir
@@ -42,6 +44,7 @@ def test_the_slurm_launcher_config_becomes_the_sbatch_script(tmp_path, monkeypat
     assert launcher["max_num_timeout"] == 5 and launcher["array_parallelism"] == 32
 
 
+@pytest.mark.e2e
 def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path, mnist_data):
     """SIGUSR2 (what SLURM sends before preemption, for submitit): the run checkpoints, submitit requeues the job,
     and the job resumes; its result is the uninterrupted run's, bit for bit."""
@@ -73,6 +76,7 @@ def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.e2e
 def test_jobs_side_by_side_get_their_own_folders_and_share_the_cores(tmp_path, mnist_data):
     res = run_cli("-m", "experiment=mnist_bn", "model.norm=none,batch", "seed=0,1", "trainer.max_steps=60",
                   "trainer.eval_every=30", "logger=none", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path}",
@@ -85,6 +89,7 @@ def test_jobs_side_by_side_get_their_own_folders_and_share_the_cores(tmp_path, m
     assert all(i["threads"] * min(cores, len(infos)) <= cores for i in infos)  # workers x threads <= cores
 
 
+@pytest.mark.unit
 def test_the_parallel_launcher_is_bounded_by_the_cores():
     from hydra import compose, initialize_config_dir
 

@@ -2,13 +2,14 @@
 only panels.py and style.py, and the library's modules stay small enough to read in one sitting."""
 
 import ast
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from bnrepro import figures
 from tests.conftest import CONFIGS, ROOT
+
+pytestmark = pytest.mark.unit
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 

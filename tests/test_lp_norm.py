@@ -15,6 +15,7 @@ def power_mean(v: torch.Tensor, p: float, dims) -> torch.Tensor:
     return v.abs().amax(dims) if p == math.inf else v.abs().pow(p).mean(dims).pow(1 / p)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", ["l1", "l2", "linf"])
 @pytest.mark.parametrize("shape", [(64, 5), (8, 5, 3, 3)])
 def test_outputs_have_the_stated_norms(kind, shape):
@@ -34,6 +35,7 @@ def test_outputs_have_the_stated_norms(kind, shape):
     assert torch.allclose(y, (x - mu.view(shape_c)) / s.view(shape_c), rtol=1e-12)
 
 
+@pytest.mark.unit
 def test_l2_on_centred_inputs_is_batch_norm():
     torch.manual_seed(0)
     x = torch.randn(256, 4, dtype=torch.float64)
@@ -42,6 +44,7 @@ def test_l2_on_centred_inputs_is_batch_norm():
     assert torch.allclose(build_norm("l2", 4, eps=0.0).double()(x), bn(x), atol=1e-12)
 
 
+@pytest.mark.integration
 def test_affine_running_statistics_and_eval():
     torch.manual_seed(0)
     norm = LpNorm(3, 1.0, momentum=1.0)  # momentum 1: the running statistics are the last batch's
@@ -60,6 +63,7 @@ def test_affine_running_statistics_and_eval():
     assert torch.equal(norm.running_scale, before)  # probes never update it
 
 
+@pytest.mark.unit
 def test_available_in_vgg_and_dln():
     vgg = VGG(width=0.0625, norm="linf")
     assert sum(isinstance(m, LpNorm) for m in vgg.modules()) == 13

@@ -6,6 +6,7 @@ from bnrepro.models import MLP, build_model
 from tests.conftest import make_cfg
 
 
+@pytest.mark.unit
 def test_shapes_and_layout_follow_the_paper():
     model = build_model(make_cfg("experiment=mnist_bn", "model.norm=batch").model)
     assert model(torch.rand(7, 784)).shape == (7, 10)
@@ -15,12 +16,14 @@ def test_shapes_and_layout_follow_the_paper():
     assert list(model.taps()) == ["layer1", "layer2", "layer3"]
 
 
+@pytest.mark.unit
 def test_without_bn_has_no_normalisation():
     model = MLP(norm="none")
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert all(isinstance(b.norm, nn.Identity) for b in model.blocks)
 
 
+@pytest.mark.unit
 def test_taps_are_the_sigmoid_inputs():
     model = MLP(norm="batch").eval()
     seen = {}
@@ -32,6 +35,7 @@ def test_taps_are_the_sigmoid_inputs():
     torch.testing.assert_close(seen["layer1"], expected)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("std", [0.01, 0.5])
 def test_gaussian_init_has_the_configured_std(std):
     torch.manual_seed(0)
@@ -40,6 +44,7 @@ def test_gaussian_init_has_the_configured_std(std):
     assert abs(w.mean().item()) < 0.05 * std
 
 
+@pytest.mark.unit
 def test_glorot_init_respects_its_bound():
     torch.manual_seed(0)
     w = MLP(init="glorot").blocks[0].linear.weight
@@ -48,6 +53,7 @@ def test_glorot_init_respects_its_bound():
     assert all((b.linear.bias == 0).all() for b in MLP(init="glorot").blocks)
 
 
+@pytest.mark.integration
 def test_a_normaliser_registered_by_name_is_a_config_value(tmp_path, mnist_data, monkeypatch):
     """docs/extending.md's example: a few lines register GroupNorm as model.norm=group, for every model."""
     from bnrepro.models import norms

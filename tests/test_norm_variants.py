@@ -17,6 +17,7 @@ from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
 
 
+@pytest.mark.unit
 def test_post_puts_the_norm_after_the_activation_and_the_probes_still_see_the_activation_input():
     torch.manual_seed(0)
     pre, post = MLP(norm="batch"), MLP(norm="batch", norm_position="post")
@@ -34,6 +35,7 @@ def test_post_puts_the_norm_after_the_activation_and_the_probes_still_see_the_ac
     assert list(vgg.convs()[0]._modules) == ["conv", "act", "norm"]
 
 
+@pytest.mark.integration
 def test_layer_norm_normalises_each_sample_and_ignores_the_batch():
     torch.manual_seed(0)
     mlp = MLP(norm="layer")
@@ -47,6 +49,7 @@ def test_layer_norm_normalises_each_sample_and_ignores_the_batch():
     assert isinstance(vgg.convs()[0].norm, nn.GroupNorm) and torch.allclose(vgg(xs)[:1], vgg(xs[:1]), atol=1e-5)
 
 
+@pytest.mark.unit
 def test_affine_false_has_no_gamma_or_beta_and_the_fused_step_stays_out():
     mlp = MLP(norm="batch", affine=False)
     assert all(b.norm.weight is None and b.norm.bias is None for b in mlp.blocks)
@@ -58,6 +61,7 @@ def test_affine_false_has_no_gamma_or_beta_and_the_fused_step_stays_out():
     assert not fused_applies(make_cfg("experiment=mnist_norm_position", "model.norm_position=post"))
 
 
+@pytest.mark.unit
 def test_variant_names_keep_the_papers_variants_and_name_the_new_ones():
     assert variant(make_cfg("experiment=mnist_bn").model) == "batch"
     assert variant(make_cfg("experiment=mnist_bn", "model.norm=none").model) == "none"
@@ -66,6 +70,7 @@ def test_variant_names_keep_the_papers_variants_and_name_the_new_ones():
     assert variant(make_cfg("experiment=mnist_layernorm", "model.norm=layer").model) == "layer"
 
 
+@pytest.mark.unit
 def test_affine_values_follow_the_parameters():
     mlp = MLP(norm="batch")
     with torch.no_grad():
@@ -77,6 +82,7 @@ def test_affine_values_follow_the_parameters():
     assert v["beta/layer3/p85"] == -0.5 and v["gamma/layer1/p15"] == 1.0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("experiment,override,expected", [
     ("mnist_norm_position", "model.norm_position=post", "batch_post"),
     ("mnist_layernorm", "model.norm=layer", "layer"),
@@ -91,6 +97,7 @@ def test_each_new_variant_trains_through_the_real_config(tmp_path, mnist_data, e
     assert acc.iloc[-1] > acc.iloc[0]  # it learns
 
 
+@pytest.mark.integration
 def test_the_affine_probe_records_gamma_moving_away_from_one(tmp_path, mnist_data):
     cfg = make_cfg(*small_overrides(mnist_data, steps=150), "experiment=mnist_affine", "optim.lr=0.5")
     train(cfg, tmp_path)
@@ -99,6 +106,7 @@ def test_the_affine_probe_records_gamma_moving_away_from_one(tmp_path, mnist_dat
     assert g["value"].iloc[0] == 1.0 and g["value"].iloc[-1] != 1.0 and len(g) > 2
 
 
+@pytest.mark.unit
 def test_post_without_a_norm_is_refused_by_name():
     from bnrepro import ConfigError
     from bnrepro.config import validate
@@ -107,6 +115,7 @@ def test_post_without_a_norm_is_refused_by_name():
         validate(make_cfg("experiment=mnist_bn", "model.norm=none", "model.norm_position=post"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["l2", "noisy_batch", "none"])
 def test_affine_false_on_a_norm_without_gamma_is_refused_by_name(norm):
     from bnrepro import ConfigError

@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from bnrepro.models import MLP
 from bnrepro.optim import FlatSGD
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("kw", [
     {},
@@ -31,9 +33,11 @@ def test_flat_sgd_is_bitwise_torch_sgd(kw):
 
 def test_parameters_are_views_of_one_buffer():
     model = MLP(hidden=(4,))
+    before = [p.detach().clone() for p in model.parameters()]
     opt = FlatSGD(model.parameters(), lr=1.0)
-    opt.flat.add_(1.0)
-    assert all((p == p.detach().clone()).all() for p in model.parameters())
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))  # flattening keeps the values
+    opt.flat.add_(1.0)  # a write to the buffer is a write to every parameter
+    assert all(torch.equal(p, b + 1.0) for p, b in zip(model.parameters(), before))
     assert sum(p.numel() for p in model.parameters()) == opt.flat.numel()
-    model.head.weight.data.fill_(3.0)
+    model.head.weight.data.fill_(3.0)  # and a write to a parameter lands in the buffer
     assert (opt.flat == 3.0).sum() >= model.head.weight.numel()

@@ -4,6 +4,8 @@ import torch
 
 from bnrepro.probes.percentiles import _percentiles_numpy, _percentiles_torch, percentiles
 
+pytestmark = pytest.mark.unit
+
 QS = [15, 50, 85]
 
 

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import make_cfg, run_cli
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("override,message", [
     ("optim.lr=abc", "optim.lr='abc' must be a number"),
     ("trainer.max_steps=0", "trainer.max_steps=0 must be >= 1"),
@@ -23,6 +24,7 @@ def test_a_bad_value_exits_2_before_any_folder(tmp_path, override, message):
     assert not run_dir.exists()
 
 
+@pytest.mark.e2e
 def test_an_unwritable_run_dir_exits_2_naming_it(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -36,6 +38,7 @@ def test_an_unwritable_run_dir_exits_2_naming_it(tmp_path):
     assert os.listdir(locked) == []
 
 
+@pytest.mark.e2e
 def test_one_bad_job_stops_a_sweep_before_any_job_runs(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_cli("-m", "experiment=mnist_bn", "model.norm=none,foo", "seed=0,1", f"hydra.sweep.dir={sweep}")
@@ -44,6 +47,7 @@ def test_one_bad_job_stops_a_sweep_before_any_job_runs(tmp_path):
     assert not sweep.exists()
 
 
+@pytest.mark.e2e
 def test_the_grid_of_an_experiment_config_is_checked_too(tmp_path):
     """hydra.sweeper.params of mnist_lr_sweep, with a bad value given once on the command line for every job."""
     sweep = tmp_path / "sweep"
@@ -52,6 +56,7 @@ def test_the_grid_of_an_experiment_config_is_checked_too(tmp_path):
     assert not sweep.exists()
 
 
+@pytest.mark.unit
 def test_resolve_decides_what_the_loop_receives():
     from bnrepro.plan import resolve
 

@@ -12,6 +12,7 @@ def _state(run_dir):
     return torch.load(run_dir / "model_final.pt", weights_only=True)
 
 
+@pytest.mark.integration
 def test_probes_leave_training_bitwise_unchanged(tmp_path, mnist_data):
     """Same seed, with and without probes (and with a different probe cadence): identical weights and BN buffers."""
     base = [*small_overrides(mnist_data, steps=150), "model.norm=batch", "trainer.eval_every=50"]
@@ -26,6 +27,7 @@ def test_probes_leave_training_bitwise_unchanged(tmp_path, mnist_data):
     assert states[0]["blocks.0.norm.num_batches_tracked"].item() == 150
 
 
+@pytest.mark.integration
 def test_probe_reads_batch_statistics_without_updating_them():
     torch.manual_seed(0)
     model = MLP(norm="batch", hidden=(8, 8)).train()
@@ -44,6 +46,7 @@ def test_probe_reads_batch_statistics_without_updating_them():
     assert set(values) == {f"act/layer{i}/{v}/p{q}" for i in (1, 2) for v in ("unit", "pooled") for q in (15, 50, 85)}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bn_stats", ["running"])
 def test_probe_with_running_statistics_matches_eval_mode(bn_stats):
     torch.manual_seed(0)
@@ -58,6 +61,7 @@ def test_probe_with_running_statistics_matches_eval_mode(bn_stats):
     assert model.blocks[0].norm.running_mean[0].item() == pytest.approx(0.3)
 
 
+@pytest.mark.integration
 def test_consecutive_step_changes_of_the_moments():
     torch.manual_seed(0)
     model = MLP(norm="none", hidden=(8, 8)).train()
@@ -73,6 +77,7 @@ def test_consecutive_step_changes_of_the_moments():
     assert first["act/layer2/pooled/std"] ** 2 == pytest.approx(probe.last_moments[("layer2", "pooled")][1])
 
 
+@pytest.mark.integration
 def test_unit_moment_changes_see_what_pooling_averages_out():
     """A shift of +1 on unit 0 and -1 on unit 1 leaves the pooled mean in place; the unit view sees it."""
     torch.manual_seed(0)

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.e2e
+
 TINY_VGG = ["model.width=0.0625", "trainer.max_steps=12", "trainer.eval_every=6", "trainer.batch_size=16",
             "probe.batch_size=16", "logger=none"]
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from bnrepro.report import ClaimsError, answers, build, load, load_all, statements
-from bnrepro.report.series import reduce
 from bnrepro.report.rollup import independent_run_sets, strongest
+from bnrepro.report.series import reduce
 from bnrepro.report.stats import interval, resolution, t_quantile
 from tests.conftest import ROOT
 
@@ -83,7 +83,8 @@ def row(id: str = "toy.higher", claim: str = "BN ends higher.", kind: str = "dir
 
 
 BN_HIGHER = row()
-HIGH, LOW = {"batch": [0.9, 0.91, 0.92], "none": [0.8, 0.81, 0.79]}, {"batch": [0.7, 0.71, 0.72], "none": [0.8, 0.81, 0.79]}
+HIGH = {"batch": [0.9, 0.91, 0.92], "none": [0.8, 0.81, 0.79]}
+LOW = {"batch": [0.7, 0.71, 0.72], "none": [0.8, 0.81, 0.79]}
 
 
 def outcomes(tmp_path, claims: str, results: dict, **kw):
@@ -96,6 +97,7 @@ def verdicts(tmp_path, claims: str, results: dict, **kw) -> dict[str, str]:
     return {o.claim.id: o.verdict for o in outcomes(tmp_path, claims, results, **kw)[1]}
 
 
+@pytest.mark.unit
 def test_t_quantiles_intervals_and_what_the_seeds_resolve():
     assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
     assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
@@ -108,6 +110,7 @@ def test_t_quantiles_intervals_and_what_the_seeds_resolve():
     assert interval([5.0])[1:] == (-np.inf, np.inf)  # one seed says nothing about the spread
 
 
+@pytest.mark.unit
 def test_the_verdict_follows_the_interval(tmp_path):
     assert verdicts(tmp_path, BN_HIGHER, HIGH) == {"toy.higher": "reproduced"}
     assert verdicts(tmp_path, BN_HIGHER, LOW) == {"toy.higher": "not reproduced"}
@@ -117,6 +120,7 @@ def test_the_verdict_follows_the_interval(tmp_path):
     assert o.estimate[1] < 0 < o.estimate[0]
 
 
+@pytest.mark.unit
 def test_a_clear_effect_at_five_seeds_is_reproduced_and_a_zero_effect_inconclusive(tmp_path):
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.01, 5)
@@ -126,6 +130,7 @@ def test_a_clear_effect_at_five_seeds_is_reproduced_and_a_zero_effect_inconclusi
     assert verdicts(tmp_path, BN_HIGHER, zero, seeds=5) == {"toy.higher": "inconclusive"}
 
 
+@pytest.mark.unit
 def test_fewer_seeds_than_required_is_inconclusive(tmp_path):
     (o,) = outcomes(tmp_path, BN_HIGHER, {"batch": [0.9, 0.91], "none": [0.8, 0.81]})[1]
     assert (o.verdict, o.reason) == ("inconclusive", "2 seed(s) with a value, 3 required")
@@ -133,6 +138,7 @@ def test_fewer_seeds_than_required_is_inconclusive(tmp_path):
         {"toy.higher": "reproduced"}
 
 
+@pytest.mark.unit
 def test_missing_results_or_metric_is_not_run_with_its_command(tmp_path):
     claims = BN_HIGHER + row("toy.probe").replace("test/acc", "landscape/gpred_max")
     path = write_claims(tmp_path / "claims.yaml", claims)
@@ -141,6 +147,7 @@ def test_missing_results_or_metric_is_not_run_with_its_command(tmp_path):
     assert verdicts(tmp_path, claims, HIGH) == {"toy.higher": "reproduced", "toy.probe": "not run"}
 
 
+@pytest.mark.unit
 def test_runs_that_never_reach_the_threshold_decide_only_as_a_bound(tmp_path):
     faster = row("toy.faster", test="{stat: ratio, at_least: 1.5}", a="{variant: none}", b="{variant: batch}") \
         .replace("reduce: final", "reduce: {how: steps_to, threshold: 0.45}")
@@ -156,6 +163,7 @@ def test_runs_that_never_reach_the_threshold_decide_only_as_a_bound(tmp_path):
         {"toy.faster": "not reproduced"}
 
 
+@pytest.mark.unit
 def test_paper_values_within_a_tolerance(tmp_path):
     paper = row("toy.paper", kind="paper_value", test="{stat: value, near: 20, factor: 1.25}", b="null") \
         .replace("metric: test/acc", "metric: landscape/beta").replace("reduce: final", "reduce: median")
@@ -165,6 +173,7 @@ def test_paper_values_within_a_tolerance(tmp_path):
     assert verdicts(tmp_path, paper, HIGH, probe=probe) == {"toy.paper": "not reproduced"}
 
 
+@pytest.mark.unit
 def test_a_failed_precondition_makes_a_row_not_testable(tmp_path):
     req = "  requires: {metric: train/loss, reduce: median, at_most: 2.0, why: off the plateau}\n"
     (o,) = outcomes(tmp_path, row(extra=req), HIGH, loss={"batch": 1.0, "none": 2.3})[1]
@@ -172,6 +181,7 @@ def test_a_failed_precondition_makes_a_row_not_testable(tmp_path):
     assert verdicts(tmp_path, row(extra=req), HIGH, loss={"batch": 1.0, "none": 1.5}) == {"toy.higher": "reproduced"}
 
 
+@pytest.mark.unit
 def test_controls_sanity_checks_and_fitted_rows_never_count_as_reproductions(tmp_path):
     claims = row("toy.d") + row("toy.c", kind="control") + row("toy.s", kind="sanity") + row("toy.f", kind="fitted")
     _, outs = outcomes(tmp_path, claims, HIGH)
@@ -185,6 +195,7 @@ def test_controls_sanity_checks_and_fitted_rows_never_count_as_reproductions(tmp
     assert st.verdict == "checks only"
 
 
+@pytest.mark.unit
 def test_statements_and_questions_roll_up_from_their_rows(tmp_path):
     claims = (row("toy.a") + row("toy.b", test="{stat: difference, at_least: 0.5}")  # same statement, one fails
               + row("toy.c", claim="BN ends somewhat higher."))
@@ -201,6 +212,7 @@ def test_statements_and_questions_roll_up_from_their_rows(tmp_path):
     assert independent_run_sets(outs) == 1
 
 
+@pytest.mark.unit
 def test_a_difference_in_differences_subtracts_the_same_contrast_without_the_effect(tmp_path):
     did = row("toy.did", kind="control", a="{variant: batch}", b="{variant: none}",
               extra="  baseline: {a: {variant: layer}, b: {variant: none}}\n")
@@ -211,6 +223,7 @@ def test_a_difference_in_differences_subtracts_the_same_contrast_without_the_eff
     assert outcomes(tmp_path, did, results)[1][0].verdict == "undercuts the claim"
 
 
+@pytest.mark.unit
 def test_the_pages_answer_first_and_are_deterministic(tmp_path):
     pages, _ = outcomes(tmp_path, BN_HIGHER, HIGH)
     markdown, figure = pages["REPORT.md"], pages["report/toy_fig.md"]
@@ -227,6 +240,7 @@ def test_the_pages_answer_first_and_are_deterministic(tmp_path):
     assert build(tmp_path / "results", tmp_path / "claims.yaml")[0] == again  # no dates, stable order
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("edit, message", [
     (("reduce: final", "reduce: finally"), "reduce.how='finally'"),
     (("  claim: BN ends higher.", "  claim: BN ends higher.\n  colour: red"), "unknown key(s) ['colour']"),
@@ -245,6 +259,7 @@ def test_a_malformed_claim_is_an_error_naming_it(tmp_path, edit, message):
     assert message in str(e.value)
 
 
+@pytest.mark.unit
 def test_duplicate_ids_unused_questions_and_ambiguous_runs_are_errors(tmp_path):
     with pytest.raises(ClaimsError, match="'toy.higher' appears twice"):
         load(write_claims(tmp_path / "claims.yaml", BN_HIGHER + BN_HIGHER))
@@ -255,6 +270,7 @@ def test_duplicate_ids_unused_questions_and_ambiguous_runs_are_errors(tmp_path):
         outcomes(tmp_path, BN_HIGHER.replace("a: {variant: batch}", "a: {lr: 0.1}"), HIGH)
 
 
+@pytest.mark.unit
 def test_reductions():
     s = pd.Series([1.0, 3.0, 2.0, 6.0], index=[0, 10, 20, 30])
     assert reduce(s, "final") == 6.0 and reduce(s, "final", window=2) == 4.0
@@ -266,6 +282,7 @@ def test_reductions():
     assert reduce(s, "max", **{"from": 5, "to": 25}) == 3.0
 
 
+@pytest.mark.e2e
 def test_the_cli_exits_2_with_one_line_on_a_bad_claims_file(tmp_path):
     bad = write_claims(tmp_path / "claims.yaml", BN_HIGHER.replace("  kind: direction\n", ""))
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), "--claims", str(bad),
@@ -274,6 +291,7 @@ def test_the_cli_exits_2_with_one_line_on_a_bad_claims_file(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "REPORT.md").exists()
 
 
+@pytest.mark.unit
 def test_the_claims_file_covers_every_figure_with_both_readings():
     c = load_all(ROOT / "configs" / "claims.yaml")
     assert {f.id for f in c.figures} == {x.figure.id for x in c.claims}  # every figure has claims
@@ -292,6 +310,7 @@ def committed():
     return build(ROOT / "results", ROOT / "configs" / "claims.yaml")
 
 
+@pytest.mark.integration
 def test_every_claim_has_its_data_in_the_committed_results(committed):
     """A metric misspelt in claims.yaml, or a result folder not committed, shows up here rather than as a silent
     'not run' in the committed report."""
@@ -299,6 +318,7 @@ def test_every_claim_has_its_data_in_the_committed_results(committed):
     assert not missing
 
 
+@pytest.mark.integration
 def test_the_vgg_probe_rows_on_the_600_step_runs_are_not_testable(committed):
     """There the standard network sits on its chance plateau (median training loss ≈2.26-2.30), so neither a pass
     nor a fail of a comparison with it says anything about the papers' claims."""
@@ -308,6 +328,7 @@ def test_the_vgg_probe_rows_on_the_600_step_runs_are_not_testable(committed):
         assert by_id[cid].verdict == "not testable", cid
 
 
+@pytest.mark.e2e
 def test_the_committed_report_is_what_the_committed_results_give(committed):
     status = subprocess.run(["git", "status", "--porcelain", "--", "results", "configs/claims.yaml"], cwd=ROOT,
                             capture_output=True, text=True)
@@ -320,6 +341,7 @@ def test_the_committed_report_is_what_the_committed_results_give(committed):
     assert pages == set(committed[0]) - {"REPORT.md"}, "a stale figure page: run `make report`"
 
 
+@pytest.mark.integration
 def test_the_opening_fits_two_screens_and_the_html_is_self_contained(committed, tmp_path):
     from bnrepro.report.html import to_html
 
@@ -334,6 +356,7 @@ def test_the_opening_fits_two_screens_and_the_html_is_self_contained(committed, 
     assert '<a href="#page-toy_fig">A toy figure</a>' in page  # page links become links within the one file
 
 
+@pytest.mark.unit
 def test_spans_across_a_run_column_and_correlations_across_runs(tmp_path):
     from bnrepro.report.series import Stored, span_across
     from bnrepro.report.stats import spearman_interval
@@ -356,6 +379,7 @@ def test_spans_across_a_run_column_and_correlations_across_runs(tmp_path):
     assert spearman_interval([1.0, 2.0, 3.0], [3.0, 1.0, 2.0])[1:] == (-1.0, 1.0)  # 3 pairs say nothing
 
 
+@pytest.mark.unit
 def test_drift_and_the_landscape_readings_derived_from_stored_values():
     from bnrepro.report.series import Stored
 

@@ -41,6 +41,7 @@ def same_run(a, b) -> None:
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.e2e
 def test_kill_9_then_the_same_command_resumes_bitwise(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -58,6 +59,7 @@ def test_kill_9_then_the_same_command_resumes_bitwise(tmp_path, mnist_data):
     same_run(whole, killed)
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
@@ -77,6 +79,7 @@ def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tmp_path, mnist_data)
     same_run(whole, stopped)
 
 
+@pytest.mark.integration
 def test_a_finished_run_is_skipped_unless_forced(tmp_path, mnist_data):
     from bnrepro.run import train
     from tests.conftest import make_cfg, small_overrides
@@ -89,6 +92,7 @@ def test_a_finished_run_is_skipped_unless_forced(tmp_path, mnist_data):
     assert again["started_at"] >= first["started_at"] and (tmp_path / "metrics.parquet").stat().st_mtime_ns != mtime
 
 
+@pytest.mark.e2e
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     start_and_stop(tmp_path, overrides, 150, signal.SIGTERM)
@@ -96,6 +100,7 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, mnist_data):
     assert res.returncode == 2 and "holds a checkpoint of another config" in res.stderr + res.stdout
 
 
+@pytest.mark.e2e
 def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_path, mnist_data):
     from bnrepro.collect import load_runs
     from tests.conftest import job
@@ -125,6 +130,7 @@ def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_p
         same_run(job(whole, f"model.norm={norm}"), job(sweep, f"model.norm={norm}"))
 
 
+@pytest.mark.e2e
 def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
     """make -n prints the commands: where each target's results would go."""
     def out(*args, target="mnist-bn"):
@@ -139,6 +145,7 @@ def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
     assert out("seeds=3", target="cifar-bn") == "results/cifar_bn"  # 3 for the VGG
 
 
+@pytest.mark.integration
 def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path, mnist_data):
     from omegaconf import OmegaConf
 
@@ -155,6 +162,7 @@ def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path
     assert again == first
 
 
+@pytest.mark.integration
 def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
     """A finished run whose stored config predates an added key (paths.ADDED_KEYS) is skipped, not refused, when the
     key is at the value that computes what the run computed; at another value it is another config."""

@@ -2,7 +2,11 @@
 
 import subprocess
 
+import pytest
+
 from bnrepro import runinfo
+
+pytestmark = pytest.mark.e2e
 
 
 def test_rewritten_results_do_not_make_the_tree_dirty(tmp_path, monkeypatch):

@@ -3,9 +3,12 @@
 import math
 
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from bnrepro.search import error, score
+
+pytestmark = pytest.mark.unit
 
 
 def test_errors_and_ranking():

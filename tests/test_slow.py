@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ROOT, SHARED, job, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.skipif(not (SHARED / "MNIST").is_dir(), reason="needs the real MNIST in ../shared/datasets")

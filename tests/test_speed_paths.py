@@ -33,6 +33,7 @@ def _fused_step(model, opt, x, y):
     return loss
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["none", "batch"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_fused_step_is_bitwise_autograd(norm, activation):
@@ -51,6 +52,7 @@ def test_fused_step_is_bitwise_autograd(norm, activation):
     assert torch.equal(opt_a.grad, opt_b.grad)
 
 
+@pytest.mark.unit
 def test_fused_step_follows_bn_cumulative_average():
     """BatchNorm1d with momentum=None averages running stats cumulatively: the fused step must too."""
     torch.manual_seed(1)
@@ -67,6 +69,7 @@ def test_fused_step_follows_bn_cumulative_average():
     assert torch.equal(a.blocks[0].norm.running_var, b.blocks[0].norm.running_var)
 
 
+@pytest.mark.unit
 def test_fused_step_applies_only_where_it_is_exact():
     assert supports_fused(MLP(norm="batch")) and supports_fused(MLP(norm="none"))
     for model in (MLP(norm="noisy_batch"), MLP(norm="l2"), VGG(width=0.125), DeepLinear()):
@@ -76,6 +79,7 @@ def test_fused_step_applies_only_where_it_is_exact():
     assert not supports_fused(no_stats)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["none", "batch", "noisy_batch", "l1", "l2", "linf"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_the_config_rule_for_the_fused_step_agrees_with_the_kernel(norm, activation):
@@ -87,6 +91,7 @@ def test_the_config_rule_for_the_fused_step_agrees_with_the_kernel(norm, activat
     assert not fused_applies(make_cfg("experiment=mnist_bn", f"model.norm={norm}", "trainer.amp=bf16"))
 
 
+@pytest.mark.integration
 def test_training_with_and_without_the_fused_step_is_identical(tmp_path, mnist_data):
     """The whole loop: same weights, same metrics file, and run.json says which path ran."""
     base = [*small_overrides(mnist_data, steps=120), "model.norm=batch"]
@@ -100,6 +105,7 @@ def test_training_with_and_without_the_fused_step_is_identical(tmp_path, mnist_d
                                   pd.read_parquet(tmp_path / "false" / "metrics.parquet"))
 
 
+@pytest.mark.unit
 def test_fused_step_true_refuses_models_it_cannot_take():
     with pytest.raises(ConfigError, match="trainer.fused_step"):
         from bnrepro.config import validate
@@ -107,6 +113,7 @@ def test_fused_step_true_refuses_models_it_cannot_take():
         validate(make_cfg("experiment=mnist_bn", "model.norm=l2", "trainer.fused_step=true"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_evaluation_cross_entropy_matches_torch(scale):
     torch.manual_seed(0)
@@ -117,6 +124,7 @@ def test_evaluation_cross_entropy_matches_torch(scale):
     assert torch.equal(cross_entropy_sum_or_mean(half, y), F.cross_entropy(half, y))
 
 
+@pytest.mark.unit
 def test_csr_copy_has_int32_indices_and_the_same_products():
     torch.manual_seed(0)
     x = torch.rand(300, 50) * (torch.rand(300, 50) < 0.2)
@@ -127,6 +135,7 @@ def test_csr_copy_has_int32_indices_and_the_same_products():
     assert torch.equal(csr @ w.t(), x.to_sparse_csr() @ w.t())
 
 
+@pytest.mark.unit
 def test_step_log_holds_each_steps_loss_and_correct_count():
     from bnrepro.record import StepLog
 

@@ -39,12 +39,15 @@ def fd_grad(model, state: dict, name: str, x, y, h: float = 1e-6) -> torch.Tenso
     g = torch.zeros_like(state[name]).detach()
     for idx in range(state[name].numel()):
         plus, minus = dict(state), dict(state)
-        plus[name] = state[name].clone().view(-1).index_add(0, torch.tensor([idx]), torch.tensor([h], dtype=g.dtype)).view_as(g)
-        minus[name] = state[name].clone().view(-1).index_add(0, torch.tensor([idx]), torch.tensor([-h], dtype=g.dtype)).view_as(g)
+        plus[name] = (state[name].clone().view(-1)
+                      .index_add(0, torch.tensor([idx]), torch.tensor([h], dtype=g.dtype)).view_as(g))
+        minus[name] = (state[name].clone().view(-1)
+                      .index_add(0, torch.tensor([idx]), torch.tensor([-h], dtype=g.dtype)).view_as(g))
         g.view(-1)[idx] = (loss_with(model, plus, x, y) - loss_with(model, minus, x, y)) / (2 * h)
     return g
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_ics_gradient_uses_the_updated_earlier_layers(norm):
     model, x, y = tiny(norm)
@@ -74,6 +77,7 @@ def test_ics_gradient_uses_the_updated_earlier_layers(norm):
         assert float((fd_grad(model, new, w, x, y) - g_new).norm()) > 1e-6
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["batch", "noisy_batch", "linf"])
 def test_ics_is_zero_when_nothing_moves(norm):
     """With no update G' = G exactly, also for noisy BN: the probe replays the noise the step drew."""
@@ -116,6 +120,7 @@ def brute_force_landscape(model, x, y, etas):
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("norm", ["none", "batch", "l2"])
 @pytest.mark.parametrize("batched", [True, False])
 def test_landscape_matches_a_brute_force_loop(norm, batched):
@@ -132,6 +137,7 @@ def test_landscape_matches_a_brute_force_loop(norm, batched):
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.unit
 def test_landscape_with_noisy_bn_replays_the_step_noise():
     """Noisy BN: every eta sees the noise the training step drew, batched or not; eta -> 0 gives the step's loss."""
     torch.manual_seed(0)
@@ -154,6 +160,7 @@ def test_landscape_with_noisy_bn_replays_the_step_noise():
         assert torch.equal(m.snapshot(), s) and m.stream == "train"
 
 
+@pytest.mark.unit
 def test_eta_grid():
     assert eta_grid(0.1, 0.5, 4.0, 8) == pytest.approx([0.05 + i * 0.05 for i in range(8)])
     log = eta_grid(1e-6, 0.01, 30, 8, "log")
@@ -165,6 +172,7 @@ def dln_cfg(*extra):
                     "model.depth=6", *extra)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("norm", ["batch", "noisy_batch", "l1"])
 def test_step_probes_leave_training_bitwise_unchanged(tmp_path, norm):
     states = []
@@ -177,6 +185,7 @@ def test_step_probes_leave_training_bitwise_unchanged(tmp_path, norm):
             assert torch.equal(states[0][k], other[k]), k
 
 
+@pytest.mark.integration
 def test_dln_loss_falls_at_the_papers_rate(tmp_path):
     import pandas as pd
 
@@ -193,11 +202,13 @@ def test_dln_loss_falls_at_the_papers_rate(tmp_path):
     assert probe["value"].notna().all()
 
 
+@pytest.mark.unit
 def test_sum_squared_error_scale():
     out, y = torch.zeros(1000, 10), torch.ones(1000, 10)
     assert float(sum_squared_error(out, y)) == 10_000.0
 
 
+@pytest.mark.unit
 def test_dln_layout():
     m = DeepLinear(depth=25, width=10, norm="batch")
     assert len(m.layers()) == 25 and sum(isinstance(b.norm, torch.nn.BatchNorm1d) for b in m.blocks) == 24
@@ -205,6 +216,7 @@ def test_dln_layout():
     assert m(torch.randn(7, 10)).shape == (7, 10)
 
 
+@pytest.mark.integration
 def test_step_probes_leave_vgg_training_bitwise_unchanged(tmp_path, cifar_data):
     """The convolutional path too, with noisy BN (whose noise the probes replay) and the batched landscape."""
     states = []

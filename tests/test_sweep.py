@@ -5,6 +5,7 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 from bnrepro.collect import write_results
 from bnrepro.figures import load
@@ -12,6 +13,7 @@ from bnrepro.figures import sweep as sweep_fig
 from tests.conftest import run_cli
 
 
+@pytest.mark.e2e
 def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, mnist_data):
     out = tmp_path / "sweep"
     res = run_cli("-m", "experiment=mnist_lr_sweep", "model.norm=none", "optim.lr=1e38,0.1", "trainer.max_steps=200",
@@ -36,6 +38,7 @@ def test_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path, mnist_data):
     assert table.set_index("lr").loc[1e38, "diverged"] and not table.set_index("lr").loc[0.1, "diverged"]
 
 
+@pytest.mark.e2e
 def test_a_loss_explosion_is_divergence_and_the_sweep_goes_on(tmp_path, mnist_data):
     """lr 10000 without BN: finite losses of ~1e5 at chance accuracy, which a user calls divergence."""
     out = tmp_path / "sweep"
@@ -50,6 +53,7 @@ def test_a_loss_explosion_is_divergence_and_the_sweep_goes_on(tmp_path, mnist_da
     assert "divergence_threshold" not in res.stderr  # no config error: a result
 
 
+@pytest.mark.integration
 def test_a_run_over_the_threshold_can_train_on(tmp_path, mnist_data):
     from bnrepro.run import train
     from tests.conftest import make_cfg, small_overrides

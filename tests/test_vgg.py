@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -5,6 +6,7 @@ from bnrepro.models.noisy_bn import NoisyBatchNorm
 from bnrepro.models.vgg import VGG, VGG16
 
 
+@pytest.mark.unit
 def test_sixteen_layer_layout_and_paper_numbering():
     model = VGG(norm="batch", width=0.125)
     taps = model.taps()
@@ -18,6 +20,7 @@ def test_sixteen_layer_layout_and_paper_numbering():
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
+@pytest.mark.unit
 def test_norm_variants_and_glorot_init():
     assert all(isinstance(b.norm, nn.Identity) for b in VGG(norm="none", width=0.125).convs())
     noisy = VGG(norm="noisy_batch", width=0.125).convs()
@@ -31,6 +34,7 @@ def test_norm_variants_and_glorot_init():
     assert len(custom.taps()) == 2 and custom.classifier.in_features == 32 * 8 * 8
 
 
+@pytest.mark.unit
 def test_noise_follows_algorithm_1():
     bn = NoisyBatchNorm(64, n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1)
     mus, sigmas = [], []
@@ -48,6 +52,7 @@ def test_noise_follows_algorithm_1():
     assert abs(sigma.mean().item() - 1.125) < 0.01  # U(1, 1.25)
 
 
+@pytest.mark.unit
 def test_the_per_channel_reading_draws_one_m_and_s_per_sample_and_channel():
     shape = torch.Size((8, 4, 5, 5))
     s, m, sigma, mu = NoisyBatchNorm(4, draw="channel", seed=3).sample_noise(shape, torch.device("cpu"), torch.float32)
@@ -58,10 +63,12 @@ def test_the_per_channel_reading_draws_one_m_and_s_per_sample_and_channel():
     torch.manual_seed(0)
     x = torch.randn(8, 4, 5, 5)
     out = NoisyBatchNorm(4, draw="channel", seed=3)(x)
-    a = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    a = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(var + 1e-5)
     torch.testing.assert_close(out, s * a + m, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.unit
 def test_training_output_is_s_times_a_plus_m_before_the_affine():
     torch.manual_seed(0)
     x = torch.randn(16, 4, 5, 5) * 3 + 1
@@ -72,7 +79,8 @@ def test_training_output_is_s_times_a_plus_m_before_the_affine():
     out = bn(x)
     ref = NoisyBatchNorm(4, seed=7)  # the same stream, drawn again
     s, m, _, _ = ref.sample_noise(x.shape, x.device, x.dtype)
-    a = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    a = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(var + 1e-5)
     torch.testing.assert_close(out, (s * a + m) * 2.0 + 0.5, rtol=1e-4, atol=1e-4)
     post = NoisyBatchNorm(4, seed=7, position="post_affine")
     with torch.no_grad():
@@ -82,6 +90,7 @@ def test_training_output_is_s_times_a_plus_m_before_the_affine():
     assert bn.num_batches_tracked.item() == 1 and not torch.equal(bn.running_mean, torch.zeros(4))
 
 
+@pytest.mark.unit
 def test_no_noise_in_eval_mode():
     noisy, plain = NoisyBatchNorm(4), nn.BatchNorm2d(4)
     plain.load_state_dict(noisy.state_dict())
@@ -92,6 +101,7 @@ def test_no_noise_in_eval_mode():
     torch.testing.assert_close(noisy.eval()(x), plain.eval()(x))
 
 
+@pytest.mark.integration
 def test_noise_leaves_every_other_rng_stream_alone():
     torch.manual_seed(123)
     before = torch.get_rng_state()
@@ -99,10 +109,12 @@ def test_noise_leaves_every_other_rng_stream_alone():
     assert torch.equal(before, torch.get_rng_state())
 
 
+@pytest.mark.unit
 def test_default_layout_is_vgg16():
     assert sum(1 for c in VGG16 if c != "M") == 13 and VGG16.count("M") == 5
 
 
+@pytest.mark.unit
 def test_probing_noisy_bn_leaves_the_training_noise_stream_alone():
     """Probes run BN in training mode; noisy BN then draws from its probe stream, not from training's."""
     from bnrepro.probes import ActivationProbe

@@ -5,7 +5,11 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
 
 
 def wandb_records(run_file: Path):

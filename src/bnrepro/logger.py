@@ -43,11 +43,6 @@ class WandbLogger:
             resume="allow" if run_id else None,  # the same run folder continues the same W&B run
             settings=wandb.Settings(console="off", init_timeout=30, silent=True),
         )
-        self.mode = mode
-
-    @property
-    def run_path(self) -> str | None:
-        return getattr(self.run, "dir", None)
 
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(metrics, step=step)

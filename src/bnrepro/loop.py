@@ -4,10 +4,9 @@ decided values; it never reads the config."""
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from functools import reduce
 from math import gcd
-from typing import Callable
 
 from bnrepro.evaluation import Measurements, StepProbes, autocast, clock
 from bnrepro.models import fused_loss_and_grad

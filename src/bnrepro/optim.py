@@ -9,7 +9,7 @@ tests/test_optim.py checks that against torch.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from omegaconf import DictConfig, OmegaConf

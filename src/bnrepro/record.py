@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+
 import torch
 
 from bnrepro.metrics import MetricStore

@@ -164,7 +164,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         if loop is not None:
             info.update(loop.record.summary(loop.steps_done, finished), timings=timings(loop))
             if finished:
-                # On the CPU: a GPU run's weights then load anywhere (and VGG-16's are not kept as 59 MB of CUDA tensors).
+                # On the CPU: a GPU run's weights then load anywhere (and VGG-16's are not kept as 59 MB of CUDA
+                # tensors).
                 torch.save({k: v.cpu() for k, v in loop.model.state_dict().items()}, run_dir / "model_final.pt")
                 (run_dir / checkpoint.FILE).unlink(missing_ok=True)
         info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))

@@ -8,7 +8,7 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -19,7 +19,6 @@ from bnrepro.paths import PROJECT_ROOT
 # What "dirty" means: changed code or config. results/ is what the make targets themselves rewrite, so a chain of
 # targets (make cifar-bn && make lp-norm) would otherwise mark every run after the first as dirty.
 CODE_ONLY = (".", ":(exclude)results")
-STATUSES = ("completed", "diverged", "failed")
 
 
 MAX_UNTRACKED_BYTES = 1 << 20  # a new config or module goes into code.diff; a stray large file is only named
@@ -82,7 +81,7 @@ def save_code_diff(run_dir: Path) -> None:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def read_json(path: Path) -> dict | None:

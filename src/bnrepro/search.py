@@ -2,10 +2,10 @@
 
 A search (configs/search/<name>.yaml) is a grid of runs of one experiment and a list of targets. Each target picks
 runs by config values (`where`), a metric and a step (or a span of steps, averaged), and compares it with the
-paper's value: the error is (ours - paper) / tol (with `bound: upper`, only above the paper's value counts), or, on a log scale, log(ours / paper) / log(1 + tol). A candidate
-is one setting of the grid's keys other than those `where` selects by; its score is the root mean square of its
-targets' errors (lower is closer; a missing or non-finite value scores inf). Everything is computed from the runs'
-stored metrics, so rescoring never retrains.
+paper's value: the error is (ours - paper) / tol (with `bound: upper`, only above the paper's value counts), or,
+on a log scale, log(ours / paper) / log(1 + tol). A candidate is one setting of the grid's keys other than those
+`where` selects by; its score is the root mean square of its targets' errors (lower is closer; a missing or
+non-finite value scores inf). Everything is computed from the runs' stored metrics, so rescoring never retrains.
 """
 
 from __future__ import annotations

@@ -5,11 +5,20 @@ import warnings
 import torch
 from omegaconf import DictConfig
 
-from bnrepro.data.core import (ENV_VAR, BatchSampler, Dataset, Split, generator, sparse_eval_layout, stream_seed,
-                               to_csr, unofficial)
 from bnrepro.data.cifar10 import load_cifar10, locate_cifar10
-from bnrepro.data.linear import load_linear
+from bnrepro.data.core import (
+    BatchSampler,
+    Dataset,
+    Split,
+    generator,
+    sparse_eval_layout,
+    stream_seed,
+    to_csr,
+    unofficial,
+)
 from bnrepro.data.idx import load_idx, locate_idx, read_idx
+from bnrepro.data.linear import load_linear
+from bnrepro.paths import ENV_VAR
 
 __all__ = ["ENV_VAR", "BatchSampler", "Dataset", "Split", "generator", "stream_seed", "to_csr", "unofficial",
            "load_dataset", "load_idx", "locate_idx", "read_idx", "load_cifar10", "locate_cifar10", "load_linear",

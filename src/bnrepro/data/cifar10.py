@@ -20,8 +20,9 @@ import torch
 from omegaconf import DictConfig
 
 from bnrepro import DataError
+from bnrepro.data.core import Dataset, Split, _file_digest, _writable, unofficial
 from bnrepro.io_utils import reachable
-from bnrepro.data.core import ENV_VAR, Dataset, Split, _file_digest, _writable, unofficial
+from bnrepro.paths import ENV_VAR
 
 BASE = "cifar-10-batches-py"
 
@@ -128,7 +129,8 @@ def load_cifar10(cfg: DictConfig, device: torch.device) -> Dataset:
             x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # uint8 [N, 3, 32, 32]
             splits[name] = Split(x=x.to(device), y=torch.tensor(ds.targets, dtype=torch.int64, device=device))
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, OSError) as e:
-        raise DataError(f"corrupt data: cannot parse the batches in {base_root / BASE} ({type(e).__name__}: {e})") from e
+        raise DataError(f"corrupt data: cannot parse the batches in {base_root / BASE} "
+                        f"({type(e).__name__}: {e})") from e
     if cfg.get("normalize", True):
         # Per-channel statistics measured on the training split, applied to whole batches on the device.
         x = splits["train"].x.double().div_(255.0)

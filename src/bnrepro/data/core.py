@@ -6,14 +6,13 @@ import hashlib
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from bnrepro import DataError
-from bnrepro.paths import ENV_VAR
 
 log = logging.getLogger("bnrepro.data")
 

@@ -19,8 +19,9 @@ import torch
 from omegaconf import DictConfig
 
 from bnrepro import DataError
-from bnrepro.data.core import ENV_VAR, Dataset, Split, _file_digest, _writable, unofficial
+from bnrepro.data.core import Dataset, Split, _file_digest, _writable, unofficial
 from bnrepro.io_utils import reachable, replace_atomic
+from bnrepro.paths import ENV_VAR
 
 log = logging.getLogger("bnrepro.data")
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")

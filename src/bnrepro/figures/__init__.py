@@ -8,9 +8,9 @@ the config. Every figure function takes (metrics, runs, out folder) and returns 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 

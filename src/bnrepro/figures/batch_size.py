@@ -12,8 +12,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, data_label, legend_with_labels, provenance, save,
-                                   seed_band, setup)
+from bnrepro.figures.style import (
+    ALL_VARIANTS,
+    PALETTE,
+    data_label,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 
 def final_accuracies(metrics: pd.DataFrame) -> pd.DataFrame:

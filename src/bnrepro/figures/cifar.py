@@ -10,8 +10,17 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.panels import layer_bands, layer_percentiles, training_curves, variant_curves
-from bnrepro.figures.style import (PALETTE, has_metric, label, layer_number, legend_with_labels, provenance, save,
-                                   seed_band, setup)
+from bnrepro.figures.style import (
+    PALETTE,
+    has_metric,
+    label,
+    layer_number,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 VARIANTS = ["none", "batch", "noisy_batch", "noisy_batch_channel"]
 

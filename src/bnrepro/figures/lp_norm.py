@@ -8,8 +8,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnrepro.figures.panels import (at_shared_lr, fig_landscape, layer_bands, layer_percentiles, training_curves,
-                                    variant_curves)
+from bnrepro.figures.panels import (
+    at_shared_lr,
+    fig_landscape,
+    layer_bands,
+    layer_percentiles,
+    training_curves,
+    variant_curves,
+)
 from bnrepro.figures.style import ALL_VARIANTS, has_metric, provenance, save, setup
 
 

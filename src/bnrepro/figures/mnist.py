@@ -9,8 +9,18 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.panels import percentiles_long, training_curves
-from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, data_label, label, layer_number, legend_with_labels,
-                                   provenance, save, seed_band, setup)
+from bnrepro.figures.style import (
+    PALETTE,
+    VARIANT_ORDER,
+    data_label,
+    label,
+    layer_number,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 PERCENTILE_NOTE = ("probe: fixed test batch; typical unit: one line per seed (a different neuron in each); "
                    "pooled: mean ± sd")

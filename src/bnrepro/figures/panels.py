@@ -12,9 +12,17 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, label, layer_number, legend_with_labels,
-                                   provenance, save, seed_band, setup)
-
+from bnrepro.figures.style import (
+    ALL_VARIANTS,
+    PALETTE,
+    label,
+    layer_number,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 BAND_PAIRS = (("5", "95"), ("15", "85"))  # nested bands, outer to inner, then the median line
 SMOOTH_POINTS = 25  # training metrics are stored every 10 steps: a 250-step moving average

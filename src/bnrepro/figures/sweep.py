@@ -9,8 +9,17 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.collect import summarize
-from bnrepro.figures.style import (PALETTE, VARIANT_ORDER, data_label, label, legend_with_labels, provenance, save,
-                                   seed_band, setup)
+from bnrepro.figures.style import (
+    PALETTE,
+    VARIANT_ORDER,
+    data_label,
+    label,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 
 def sweep_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

@@ -10,8 +10,19 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.panels import at_shared_lr, percentiles_long, training_curves
-from bnrepro.figures.style import (ALL_VARIANTS, PALETTE, data_label, has_metric, label, layer_number,
-                                   legend_with_labels, provenance, save, seed_band, setup)
+from bnrepro.figures.style import (
+    ALL_VARIANTS,
+    PALETTE,
+    data_label,
+    has_metric,
+    label,
+    layer_number,
+    legend_with_labels,
+    provenance,
+    save,
+    seed_band,
+    setup,
+)
 
 TITLES = {
     "mnist_norm_position": "3 sigmoid hidden layers: BN before or after the sigmoid",

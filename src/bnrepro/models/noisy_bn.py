@@ -7,8 +7,9 @@ BN normalises, then at every training step a time-varying, non-Gaussian distorti
 For conv layers the paper counts height and width as batch, which reads as one m and s per sample, channel and
 position (`draw="position"`, the default); its text also allows one per sample and channel, shared over the
 positions (`draw="channel"`), which injects far less noise per step. The paper leaves open whether the noise comes
-before or after BN's learned gamma/beta; `position` chooses ("pre_affine", the default, or "post_affine"). The noise is off in eval mode, and draws from
-the module's own generator, so switching it on never changes the data order or any other RNG stream.
+before or after BN's learned gamma/beta; `position` chooses ("pre_affine", the default, or "post_affine"). The
+noise is off in eval mode, and draws from the module's own generator, so switching it on never changes the data
+order or any other RNG stream.
 """
 
 from __future__ import annotations

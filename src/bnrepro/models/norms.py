@@ -7,7 +7,7 @@ config check pick it up from NORMS.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -5,7 +5,7 @@ with max-pooling, then a linear classifier. Conv layers are numbered from 1, as 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -13,7 +13,7 @@ Noisy BN replays the noise the step drew, so G and G' differ only by the earlier
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

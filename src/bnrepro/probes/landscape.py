@@ -17,7 +17,7 @@ running ones, and noisy BN replays the step's noise, the same for every eta.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -1,16 +1,15 @@
-"""Percentiles of each hidden layer's activation input over training (Ioffe & Szegedy Fig 1b,c; the article's Figs 3-4)."""
+"""Percentiles of each hidden layer's activation input over training (Ioffe & Szegedy Fig 1b,c; the article's
+Figs 3-4)."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from bnrepro.probes.context import frozen_norm_stats
-
-VIEWS = ("unit", "pooled")
 
 
 def percentiles(x: torch.Tensor, qs: Sequence[float]) -> np.ndarray:

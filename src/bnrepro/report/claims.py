@@ -13,9 +13,25 @@ from pathlib import Path
 
 import yaml
 
-from bnrepro.report.schema import (CLAIM_KEYS, FIGURE_KEYS, KINDS, QUESTION_KEYS, REDUCE_OPTIONAL, REDUCERS,
-                                  REQUIRE_KEYS, STATS, TEST_KEYS, Claim, Claims, ClaimsError, Figure, Question,
-                                  Requirement, Test, Untested)
+from bnrepro.report.schema import (
+    CLAIM_KEYS,
+    FIGURE_KEYS,
+    KINDS,
+    QUESTION_KEYS,
+    REDUCE_OPTIONAL,
+    REDUCERS,
+    REQUIRE_KEYS,
+    STATS,
+    TEST_KEYS,
+    Claim,
+    Claims,
+    ClaimsError,
+    Figure,
+    Question,
+    Requirement,
+    Test,
+    Untested,
+)
 
 __all__ = ["Claim", "Claims", "ClaimsError", "Figure", "KINDS", "Question", "Requirement", "Test", "Untested",
            "load", "load_all"]
@@ -151,7 +167,8 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
                  seeds=int(c.get("seeds", figure.seeds)), kind=str(c["kind"]), question=str(c["question"]),
                  requires=_requires(c["requires"], where) if "requires" in c else figure.requires,
                  paper=str(c.get("paper", "")).strip(),
-                 minus=c.get("minus"), over=c.get("over"), baseline=baseline, across=across, x=x, note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
+                 minus=c.get("minus"), over=c.get("over"), baseline=baseline, across=across, x=x,
+                 note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
 
 
 def _test(t: dict, where: str) -> Test:

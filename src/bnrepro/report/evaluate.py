@@ -165,7 +165,7 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
         out.stats[s] = v
         bounds.add(bound)
     diverged = _diverged(stored, claim)
-    for s, why in list(out.left_out.items()):
+    for s in list(out.left_out):
         if s in diverged:
             out.left_out[s] = f"diverged at step {diverged[s]}"
     if out.n < claim.seeds:

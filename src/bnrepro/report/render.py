@@ -11,8 +11,15 @@ import pandas as pd
 from bnrepro.figures.style import data_kind
 from bnrepro.report.claims import KINDS, Claims, Figure
 from bnrepro.report.evaluate import RESULTS, Outcome
-from bnrepro.report.rollup import (ANSWERS, STATEMENT_VERDICTS, Answer, Statement, answers, independent_run_sets,
-                                   statements, strongest)
+from bnrepro.report.rollup import (
+    ANSWERS,
+    STATEMENT_VERDICTS,
+    Answer,
+    answers,
+    independent_run_sets,
+    statements,
+    strongest,
+)
 from bnrepro.report.stats import resolution
 from bnrepro.report.text import cell, effect, ours, test_text, verdict_text
 
