@@ -65,7 +65,17 @@ def test_offline_run_holds_the_logged_keys(tmp_path, mnist_data):
                 "act/layer3/unit/p85", "act/layer1/pooled/p50"):
         assert key in last, key
     assert 0 <= last["test/acc"] <= 1 and last["act/layer3/pooled/p15"] <= last["act/layer3/pooled/p85"]
-    assert json.loads((tmp_path / "run.json").read_text())["status"] == "completed"
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "completed"
+    # W&B groups by experiment, then by variant and lr (one seed band each); the final values are the summary
+    records = list(wandb_records(files[0]))
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "mnist_bn" and run.job_type == "batch lr=0.01"
+    assert {"mnist_bn", "batch", "lr=0.01"} <= set(run.tags)
+    summary = {i.key: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "summary"
+               for i in r.summary.update}
+    assert summary["status"] == "completed" and summary["final_test_acc"] == info["final_test_acc"]
+    assert summary["steps_done"] == 100
 
 
 def test_unreachable_online_mode_falls_back_to_offline_quickly(tmp_path, mnist_data):

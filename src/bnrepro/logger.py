@@ -17,13 +17,22 @@ class NullLogger:
     def log(self, metrics: dict, step: int) -> None:
         pass
 
-    def finish(self, exit_code: int = 0) -> None:
+    def finish(self, exit_code: int = 0, summary: dict | None = None) -> None:
         pass
 
 
 class WandbLogger:
-    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None):
+    """One W&B run per run folder. Its group is the experiment (logger.group) and its job type the variant and
+    learning rate, so W&B's "group by" draws one seed band per variant and lr; the tags say the same for filters."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None,
+                 identity: dict | None = None):
         import wandb
+
+        identity = identity or {}
+        job = [str(identity["variant"])] if "variant" in identity else []
+        job += [f"lr={identity['lr']:g}"] if "lr" in identity else []
+        tags = [str(identity["experiment"])] if "experiment" in identity else []
 
         mode = cfg.mode
         if mode == "online" and not reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")):
@@ -34,8 +43,9 @@ class WandbLogger:
             project=cfg.project,
             entity=cfg.entity,
             group=cfg.group,
+            job_type=" ".join(job) or None,
             name=name,
-            tags=list(cfg.tags),
+            tags=list(dict.fromkeys([*tags, *job, *map(str, cfg.tags)])),
             config=config,
             dir=str(run_dir),
             mode=mode,
@@ -47,11 +57,14 @@ class WandbLogger:
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(metrics, step=step)
 
-    def finish(self, exit_code: int = 0) -> None:
+    def finish(self, exit_code: int = 0, summary: dict | None = None) -> None:
+        """`summary`: the run's final values (run.json's), which W&B's run table shows as columns."""
+        self.run.summary.update({k: v for k, v in (summary or {}).items() if v is not None})
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None):
+def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None,
+                 identity: dict | None = None):
     if cfg.name == "none" or cfg.get("mode") == "disabled":
         return NullLogger()
-    return WandbLogger(cfg, run_dir, config, name, run_id)
+    return WandbLogger(cfg, run_dir, config, name, run_id, identity)

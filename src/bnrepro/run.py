@@ -35,6 +35,8 @@ from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_j
 
 log = logging.getLogger("bnrepro")
 FINISHED = ("completed", "diverged")
+# run.json's final values that W&B also gets as the run's summary
+SUMMARY_KEYS = ("status", "steps_done", "diverged_at_step", "final_test_acc", "best_test_acc", "wall_time_s")
 
 
 def run_name() -> str | None:
@@ -171,7 +173,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
         store.write(run_dir / "metrics.parquet")
         write_json(run_dir / "run.json", info)
-        logger.finish(exit_code=0 if finished else 1)
+        logger.finish(exit_code=0 if finished else 1, summary={k: info.get(k) for k in SUMMARY_KEYS})
         if finished:
             log.info("[%s] %s: %s", plan.name, info["status"], run_dir)
         elif stop.chain is not None:  # e.g. submitit on a cluster: requeue the job, which then resumes here
@@ -212,7 +214,7 @@ def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore,
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.
     wandb_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
     logger = build_logger(cfg.logger, sweep_dir() or run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name,
-                          wandb_id)
+                          wandb_id, plan.identity)
     record = Record(store, logger, StepLog(plan.every.steps, plan.device, data.task == "classification"),
                     plan.batch_size, plan.name, plan.every.steps)
 

@@ -12,16 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import (
-    ALL_VARIANTS,
-    PALETTE,
-    data_label,
-    legend_with_labels,
-    provenance,
-    save,
-    seed_band,
-    setup,
-)
+from bnrepro.figures.style import data_label, legend_with_labels, ordered, palette, provenance, save, seed_band, setup
 
 
 def final_accuracies(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -57,19 +48,19 @@ def fig_batch_size(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list
     setup()
     d = by_lr_reading(final_accuracies(metrics))
     readings = [r for r in ("same lr", "lr ∝ batch") if r in set(d["reading"])]
-    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    variants = ordered(d["variant"])
     nseeds = d["seed"].nunique()
     fig, axes = plt.subplots(len(readings), 2, figsize=(11, 4.2 * len(readings)), squeeze=False)
     for r, reading in enumerate(readings):
         dr = d[d["reading"] == reading]
         lrs = ", ".join(f"{lr:g}" for lr in sorted(dr["lr"].unique()))
-        sns.lineplot(data=dr, x="batch_size", y="gap", hue="variant", hue_order=variants, palette=PALETTE,
+        sns.lineplot(data=dr, x="batch_size", y="gap", hue="variant", hue_order=variants, palette=palette(variants),
                      marker="o", errorbar=seed_band(nseeds), ax=axes[r, 0])
         axes[r, 0].set_title(f"{reading} (lr {lrs}): generalisation gap, train − test accuracy", fontsize=10)
         axes[r, 0].set_ylabel("train accuracy − test accuracy")
         long = dr.melt(id_vars=["variant", "batch_size", "seed"], value_vars=["train", "test"], var_name="split",
                        value_name="acc")
-        sns.lineplot(data=long, x="batch_size", y="acc", hue="variant", hue_order=variants, palette=PALETTE,
+        sns.lineplot(data=long, x="batch_size", y="acc", hue="variant", hue_order=variants, palette=palette(variants),
                      style="split", style_order=["train", "test"], marker="o", errorbar=seed_band(nseeds),
                      ax=axes[r, 1])
         axes[r, 1].set_title(f"{reading}: final accuracy (train: 10k training images, evaluation mode)", fontsize=10)

@@ -11,11 +11,12 @@ import seaborn as sns
 
 from bnrepro.figures.panels import layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import (
-    PALETTE,
+    STANDARD_VS_BN,
     has_metric,
     label,
     layer_number,
     legend_with_labels,
+    palette,
     provenance,
     save,
     seed_band,
@@ -39,8 +40,8 @@ def fig1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[
     nseeds = d["seed"].nunique()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ["train (smoothed)", "test"]):
-        sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=["none", "batch"],
-                     palette=PALETTE, style="lr", errorbar=seed_band(nseeds), ax=ax)
+        sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=STANDARD_VS_BN,
+                     palette=palette(STANDARD_VS_BN), style="lr", errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(f"{split.split(' ')[0]} accuracy")
         ax.set_ylabel("accuracy")
         legend_with_labels(ax, fontsize=8)
@@ -155,7 +156,7 @@ def fig8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float
         for c, (view, stat) in enumerate(columns):
             ax = axes[r, c]
             sel = d[(d["layer"] == layer) & (d["view"] == view) & (d["stat"] == stat)]
-            sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+            sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=palette(variants),
                          errorbar=("pi", 100) if nseeds > 1 else None, ax=ax, linewidth=1)
             ax.set_yscale("log")
             where = "channel #0" if view == "unit" else "pooled"

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.panels import fig_gpred_vs_eta, fig_ics, fig_landscape
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, has_metric, legend_with_labels, provenance, save, setup
+from bnrepro.figures.style import has_metric, legend_with_labels, ordered, palette, provenance, save, setup
 
 
 def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -18,13 +18,13 @@ def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]
     d = metrics[(metrics["split"] == "train") & (metrics["metric"] == "loss")].copy()
     d["variant"] = d["variant"].astype(str)
     lrs = sorted(d["lr"].unique(), reverse=True)
-    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    variants = ordered(d["variant"])
     fig, axes = plt.subplots(1, len(lrs), figsize=(5.5 * len(lrs), 4.2), squeeze=False, layout="constrained")
     for ax, lr in zip(axes[0], lrs):
         sel = d[d["lr"] == lr]
         # The band is the range over seeds: an sd band can dip below zero on a log axis.
         sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=[v for v in variants
-                     if v in set(sel["variant"])], palette=PALETTE, ax=ax, linewidth=1.2,
+                     if v in set(sel["variant"])], palette=palette(variants), ax=ax, linewidth=1.2,
                      errorbar=("pi", 100) if sel["seed"].nunique() > 1 else None)
         ax.set_yscale("log")
         ax.set_title(f"full-batch GD, lr {lr:g}", fontsize=10)

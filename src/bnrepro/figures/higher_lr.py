@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import ALL_VARIANTS, data_label, label, provenance, save, seed_band, setup
+from bnrepro.figures.style import data_label, label, ordered, provenance, save, seed_band, setup
 
 BASELINE = "none"  # the plain ReLU network at the lowest learning rate: every multiple is of its rate
 
@@ -32,7 +32,7 @@ def table(t: pd.DataFrame) -> pd.DataFrame:
     base = t[(t["variant"] == BASELINE) & (t["multiple"] == 1)]
     target = float(base.groupby("seed")["value"].max().mean())
     rows = []
-    order = {v: i for i, v in enumerate(ALL_VARIANTS)}
+    order = {v: i for i, v in enumerate(ordered(t["variant"]))}
     for (variant, multiple), d in sorted(t.groupby(["variant", "multiple"]), key=lambda g: (order.get(g[0][0], 99),
                                                                                             g[0][1])):
         steps, best = [], []

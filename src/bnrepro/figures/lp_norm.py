@@ -16,14 +16,14 @@ from bnrepro.figures.panels import (
     training_curves,
     variant_curves,
 )
-from bnrepro.figures.style import ALL_VARIANTS, has_metric, provenance, save, setup
+from bnrepro.figures.style import has_metric, ordered, provenance, save, setup
 
 
 def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     metrics = at_shared_lr(metrics)
     d = training_curves(metrics)
-    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    variants = ordered(d["variant"])
     p, layers = layer_percentiles(metrics, "pooled")
     nseeds = d["seed"].nunique()
     fig = plt.figure(figsize=(4.0 * max(3, len(variants)), 3.4 * (1 + len(layers))), layout="constrained")

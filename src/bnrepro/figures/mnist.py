@@ -10,12 +10,12 @@ import seaborn as sns
 
 from bnrepro.figures.panels import percentiles_long, training_curves
 from bnrepro.figures.style import (
-    PALETTE,
-    VARIANT_ORDER,
+    STANDARD_VS_BN,
     data_label,
     label,
     layer_number,
     legend_with_labels,
+    palette,
     provenance,
     save,
     seed_band,
@@ -33,8 +33,9 @@ def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, title in ((axes[0], "acc", "accuracy"), (axes[1], "loss", "cross-entropy loss")):
         dm = d[d["metric"] == metric]
-        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=VARIANT_ORDER, palette=PALETTE,
-                     style="split", style_order=["test", "train (smoothed)"], errorbar=seed_band(nseeds), ax=ax)
+        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=STANDARD_VS_BN,
+                     palette=palette(STANDARD_VS_BN), style="split", style_order=["test", "train (smoothed)"],
+                     errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(title)
         ax.set_ylabel(title)
     acc = d[(d["metric"] == "acc") & (d["step"] >= d["step"].max() * 0.1)]["value"]
@@ -71,7 +72,7 @@ def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> lis
              ("pooled", "all units pooled")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     for r, (view, vtitle) in enumerate(views):
-        for c, variant in enumerate(VARIANT_ORDER):
+        for c, variant in enumerate(STANDARD_VS_BN):
             d = p[(p["view"] == view) & (p["variant"] == variant)]
             _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}", first=c == 0,
                               per_seed=view == "unit")
@@ -88,7 +89,7 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> 
     p = percentiles_long(metrics)
     layers = sorted(p["layer"].unique(), key=layer_number)
     nseeds = p["seed"].nunique()
-    cols = [(v, view) for view in ("unit", "pooled") for v in VARIANT_ORDER]
+    cols = [(v, view) for view in ("unit", "pooled") for v in STANDARD_VS_BN]
     fig, axes = plt.subplots(len(layers), len(cols), figsize=(4 * len(cols), 3.1 * len(layers)),
                              sharex=True, squeeze=False)
     for r, layer in enumerate(layers):

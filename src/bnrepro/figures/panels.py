@@ -13,11 +13,12 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.style import (
-    ALL_VARIANTS,
-    PALETTE,
+    colour,
     label,
     layer_number,
     legend_with_labels,
+    ordered,
+    palette,
     provenance,
     save,
     seed_band,
@@ -86,7 +87,7 @@ def layer_percentiles(metrics: pd.DataFrame, view: str = "pooled") -> tuple[pd.D
 
 def variant_curves(ax, d: pd.DataFrame, variants: list[str], nseeds: int, title: str, ylabel: str) -> None:
     """One metric over training, a line per variant (mean ± sd over seeds), in a small panel beside layer bands."""
-    sns.lineplot(data=d, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+    sns.lineplot(data=d, x="step", y="value", hue="variant", hue_order=variants, palette=palette(variants),
                  errorbar=seed_band(nseeds), ax=ax)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
@@ -100,7 +101,7 @@ def layer_bands(fig, grid, p: pd.DataFrame, layers: list[str], variants: list[st
         for c, variant in enumerate(variants, start=col):
             # Each network on its own scale: without BN the deep layers' outputs are orders of magnitude smaller.
             ax = fig.add_subplot(grid[r, c])
-            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], PALETTE[variant])
+            _bands(ax, p[(p["layer"] == layer) & (p["variant"] == variant)], colour(variant))
             ax.set_title(f"{label(variant)} · layer #{layer_number(layer)}{what}", fontsize=10)
             if c == col:
                 ax.set_ylabel("output before ReLU")
@@ -126,7 +127,7 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
         raise ValueError("no ICS metrics (ics/...) in these results: run with trainer.ics_every > 0")
     layers = sorted(d["layer"].unique(), key=layer_number)
     lrs = sorted(d["lr"].unique(), reverse=True)
-    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    variants = ordered(d["variant"])
     columns = [(lr, layer) for lr in lrs for layer in layers]
     nseeds = d["seed"].nunique()
     fig, axes = plt.subplots(2, len(columns), figsize=(3.6 * len(columns), 6.2), squeeze=False, layout="constrained")
@@ -135,7 +136,7 @@ def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "f
             ax = axes[r, c]
             sel = d[(d["lr"] == lr) & (d["layer"] == layer) & (d["stat"] == stat)]
             # The band is the range over seeds: an sd band dips below zero on the l2 panel's log axis.
-            sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+            sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=palette(variants),
                          errorbar=("pi", 100) if nseeds > 1 else None, ax=ax, linewidth=1)
             ax.set_title(f"lr {lr:g} · layer #{layer_number(layer)}", fontsize=10)
             ax.set_ylabel(STATS[stat] if c == 0 else "")
@@ -185,14 +186,14 @@ def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: st
     lr = lr if lr is not None else float(w["lr"].max())
     w = w[np.isclose(w["lr"], lr)]
     present = set(w["variant"])
-    variants = [v for v in (variants or ALL_VARIANTS) if v in present]
+    variants = [v for v in variants if v in present] if variants else ordered(present)
     logs = (log,) * 3 if isinstance(log, bool) else log
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     for ax, (panel, ylabel, lo, hi), logy in zip(axes, PANELS, logs):
         for v in variants:
             d = w[w["variant"] == v].sort_values("step")
-            ax.fill_between(d["step"], d[lo], d[hi], color=PALETTE[v], alpha=0.35, linewidth=0, label=label(v))
-            ax.plot(d["step"], d[hi], color=PALETTE[v], linewidth=0.6)
+            ax.fill_between(d["step"], d[lo], d[hi], color=colour(v), alpha=0.35, linewidth=0, label=label(v))
+            ax.plot(d["step"], d[hi], color=colour(v), linewidth=0.6)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel, fontsize=9)

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.style import ALL_VARIANTS, PALETTE, data_label, label, provenance, save, seed_band, setup
+from bnrepro.figures.style import colour, data_label, label, ordered, palette, provenance, save, seed_band, setup
 
 KIND_AXES = {"contrast": "contrast factor (1: none)", "brightness": "brightness added (0: none)",
              "classes": "classes kept (10: all)"}
@@ -36,10 +36,10 @@ def fig_shift(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path
         return []
     setup()
     nseeds = s["seed"].nunique()
-    variants = [v for v in ALL_VARIANTS if v in set(s["variant"])]
+    variants = ordered(s["variant"])
     hue = [f"{label(v)}, {m}" if v == "batch" else label(v) for v in variants
            for m in (MODES if v == "batch" else MODES[:1])]
-    colors = {h: (PALETTE.get(v, "0.3")) for v in variants for h in hue if h.startswith(label(v))}
+    colors = {h: (colour(v)) for v in variants for h in hue if h.startswith(label(v))}
     dashes = {h: (2, 2) if h.endswith(", batch") else (5, 2, 1, 2) if h.endswith("reestimated") else ""
               for h in hue}
     kinds = [k for k in KIND_AXES if k in set(s["kind"])]
@@ -67,7 +67,7 @@ def fig_shift(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path
                                         ("flip_rate", "batches that change its predicted class"))):
         ax = axes[r, -1]
         sns.barplot(data=dep[dep["stat"] == stat], x="variant", y="value", order=variants, hue="variant",
-                    hue_order=variants, palette=PALETTE, errorbar=seed_band(nseeds), ax=ax, legend=False)
+                    hue_order=variants, palette=palette(variants), errorbar=seed_band(nseeds), ax=ax, legend=False)
         ax.set_xticks(range(len(variants)))
         ax.set_xticklabels([label(v) for v in variants], fontsize=8)
         ax.set_xlabel("")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -9,18 +10,42 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-VARIANT_LABELS = {"none": "without BN", "batch": "with BN", "noisy_batch": "noisy BN",
-                  "l1": "l1 norm", "l2": "l2 norm", "linf": "l-inf norm", "layer": "LayerNorm",
-                  "batch_post": "BN after the nonlinearity", "batch_no_affine": "BN without γ, β",
-                  "noisy_batch_channel": "noisy BN, one draw per channel", "none_sigmoid": "sigmoid, without BN",
-                  "batch_sigmoid": "sigmoid, with BN"}
-VARIANT_ORDER = ["none", "batch"]
-PALETTE = {"none": "#d95f02", "batch": "#1b9e77", "noisy_batch": "#7570b3",
-           "l1": "#e7298a", "l2": "#66a61e", "linf": "#a6761d", "layer": "#1f78b4",
-           "batch_post": "#6a3d9a", "batch_no_affine": "#b15928", "noisy_batch_channel": "#cab2d6",
-           "none_sigmoid": "#fdbf6f", "batch_sigmoid": "#b2df8a"}
-ALL_VARIANTS = ["none", "batch", "noisy_batch", "noisy_batch_channel", "l1", "l2", "linf", "layer", "batch_post",
-                "batch_no_affine", "none_sigmoid", "batch_sigmoid"]
+# Every variant the figures know (plan.variant names them): its label and colour, in the figures' order. A variant
+# not listed here, such as a normaliser registered in models/norms.py, still appears: after these, labelled by its
+# name, in a colour of its own (SPARE_COLOURS, chosen by the name).
+VARIANTS = (
+    ("none", "without BN", "#d95f02"),
+    ("batch", "with BN", "#1b9e77"),
+    ("noisy_batch", "noisy BN", "#7570b3"),
+    ("noisy_batch_channel", "noisy BN, one draw per channel", "#cab2d6"),
+    ("l1", "l1 norm", "#e7298a"),
+    ("l2", "l2 norm", "#66a61e"),
+    ("linf", "l-inf norm", "#a6761d"),
+    ("layer", "LayerNorm", "#1f78b4"),
+    ("batch_post", "BN after the nonlinearity", "#6a3d9a"),
+    ("batch_no_affine", "BN without γ, β", "#b15928"),
+    ("none_sigmoid", "sigmoid, without BN", "#fdbf6f"),
+    ("batch_sigmoid", "sigmoid, with BN", "#b2df8a"),
+)
+SPARE_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
+STANDARD_VS_BN = ["none", "batch"]  # the figures that compare these two alone
+_LABELS = {name: text for name, text, _ in VARIANTS}
+_COLOURS = {name: colour for name, _, colour in VARIANTS}
+
+
+def ordered(present) -> list[str]:
+    """The variants in `present` in the figures' order: the known ones first, then the others by name."""
+    present = {str(v) for v in present}
+    return [v for v in _LABELS if v in present] + sorted(present - set(_LABELS))
+
+
+def colour(variant: str) -> str:
+    return _COLOURS.get(variant) or SPARE_COLOURS[zlib.crc32(variant.encode()) % len(SPARE_COLOURS)]
+
+
+def palette(variants) -> dict[str, str]:
+    """seaborn's palette for these variants (a dict palette must name every hue level)."""
+    return {v: colour(v) for v in variants}
 
 
 def setup() -> None:
@@ -28,7 +53,7 @@ def setup() -> None:
 
 
 def label(variant: str) -> str:
-    return VARIANT_LABELS.get(variant, variant)
+    return _LABELS.get(variant, variant)
 
 
 def seed_band(nseeds: int):

@@ -10,11 +10,12 @@ import seaborn as sns
 
 from bnrepro.collect import summarize
 from bnrepro.figures.style import (
-    PALETTE,
-    VARIANT_ORDER,
+    colour,
     data_label,
     label,
     legend_with_labels,
+    ordered,
+    palette,
     provenance,
     save,
     seed_band,
@@ -34,11 +35,11 @@ def fig_lr_sweep(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
     s = sweep_table(metrics, runs)
     ok, bad = s[~s["diverged"]], s[s["diverged"]]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    variants = [v for v in VARIANT_ORDER if v in set(s["variant"])]
-    sns.lineplot(data=ok, x="lr", y="final_test_acc", hue="variant", hue_order=variants, palette=PALETTE,
+    variants = ordered(s["variant"])
+    sns.lineplot(data=ok, x="lr", y="final_test_acc", hue="variant", hue_order=variants, palette=palette(variants),
                  marker="o", errorbar=seed_band(s["seed"].nunique()), ax=ax)
     for variant, g in bad.groupby("variant"):
-        ax.scatter(g["lr"], [0.0] * len(g), marker="X", s=90, color=PALETTE.get(variant, "k"), zorder=5,
+        ax.scatter(g["lr"], [0.0] * len(g), marker="X", s=90, color=colour(variant), zorder=5,
                    label=f"{label(variant)}: diverged")
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.02)

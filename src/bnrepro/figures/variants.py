@@ -11,13 +11,14 @@ import seaborn as sns
 
 from bnrepro.figures.panels import at_shared_lr, percentiles_long, training_curves
 from bnrepro.figures.style import (
-    ALL_VARIANTS,
-    PALETTE,
+    colour,
     data_label,
     has_metric,
     label,
     layer_number,
     legend_with_labels,
+    ordered,
+    palette,
     provenance,
     save,
     seed_band,
@@ -48,7 +49,7 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
     setup()
     metrics = at_shared_lr(metrics, variants)
     d = training_curves(metrics)
-    variants = [v for v in ALL_VARIANTS if v in set(d["variant"])]
+    variants = ordered(d["variant"])
     nseeds = d["seed"].nunique()
     p = percentiles_long(metrics)
     p = p[p["view"] == "pooled"]
@@ -60,7 +61,7 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
                                                  ("loss", "train (smoothed)", "training loss"))):
         ax = fig.add_subplot(grid[0, k * half:(k + 1) * half])
         dm = d[(d["metric"] == metric) & (d["split"] == split)]
-        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=variants, palette=PALETTE,
+        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=variants, palette=palette(variants),
                      errorbar=seed_band(nseeds), ax=ax)
         if metric == "acc":
             late = dm[dm["step"] >= dm["step"].max() * 0.1]["value"]
@@ -110,10 +111,10 @@ def fig_affine(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pat
             d = g[(g["param"] == param) & (g["layer"] == layer)]
             wide = d.groupby(["step", "stat"])["value"].mean().unstack("stat").sort_index()
             if {"p15", "p85"} <= set(wide.columns):
-                ax.fill_between(wide.index, wide["p15"], wide["p85"], color=PALETTE["batch"], alpha=0.3,
+                ax.fill_between(wide.index, wide["p15"], wide["p85"], color=colour("batch"), alpha=0.3,
                                 linewidth=0, label="15th–85th pct over units")
             if "p50" in wide.columns:
-                ax.plot(wide.index, wide["p50"], color=PALETTE["batch"], label="median unit")
+                ax.plot(wide.index, wide["p50"], color=colour("batch"), label="median unit")
             for seed, ds in d[d["stat"] == "unit"].groupby("seed"):
                 ax.plot(ds["step"], ds["value"], color="0.3", linewidth=0.7, alpha=0.8,
                         label="unit #0 (one line per seed)" if seed == d["seed"].min() else None)
