@@ -99,3 +99,14 @@ def test_the_parallel_launcher_is_bounded_by_the_cores():
         cfg = compose("train", overrides=["experiment=mnist_bn", "hydra/launcher=parallel"], return_hydra_config=True)
     assert cfg.hydra.launcher.n_jobs == -1  # joblib: one worker per core, at most
     assert make_cfg("experiment=mnist_bn").trainer.threads is None  # resolved per job (plan.resolve)
+
+
+@pytest.mark.unit
+def test_a_float_sweep_value_gives_a_clean_folder_name():
+    from bnrepro.paths import job_folder
+
+    assert job_folder("optim.lr=0.30000000000000004,seed=0") == "optim.lr=0.3,seed=0"  # range(0.1,0.5,0.1)
+    assert job_folder("optim.lr=1e-06,seed=12") == "optim.lr=1e-06,seed=12"  # left as written
+    assert job_folder("optim.lr=0.123456789012345678") == "optim.lr=0.123456789012"
+    assert job_folder("data.archive=a_b.tar.xz,model.norm=l2") == "data.archive=a_b.tar.xz,model.norm=l2"
+    assert job_folder("") == "default"

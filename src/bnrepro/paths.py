@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -46,10 +47,14 @@ def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
     return f"{name}@{datetime.now():%Y-%m-%d_%H-%M-%S-%f}" if fresh else name
 
 
+FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{13,}(?:e[-+]?\d+)?(?![\w.])")
+
+
 def job_folder(overrides: str) -> str:
     """runs/<experiment>/<this>: the job's overrides (Hydra's override_dirname, without the keys that do not change
-    what a run computes), e.g. `model.norm=none,optim.lr=0.1,seed=2`; `default` for none."""
-    name = overrides.replace("/", "_").strip() or "default"
+    what a run computes), e.g. `model.norm=none,optim.lr=0.1,seed=2`; `default` for none. A float's binary noise,
+    as a range(0.1,0.5,0.1) sweep makes it (0.30000000000000004), is rounded to 12 digits in the name only."""
+    name = FLOAT_NOISE.sub(lambda m: f"{float(m.group()):.12g}", overrides.replace("/", "_").strip()) or "default"
     if len(name) > 120:  # file systems cap a name at 255 bytes; the hash keeps long names distinct
         name = f"{name[:100]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return name
