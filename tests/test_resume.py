@@ -179,3 +179,24 @@ def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
     assert train(make_cfg(*small_overrides(mnist_data, steps=20)), tmp_path) == first
     with pytest.raises(ConfigError, match="another config"):
         train(make_cfg(*small_overrides(mnist_data, steps=20), "trainer.tf32=true"), tmp_path)
+
+
+@pytest.mark.unit
+def test_a_version_1_checkpoint_is_upgraded_to_the_same_values():
+    """Checkpoints written before each part had its state_dict() kept their state under other keys; a run
+    interrupted then still resumes."""
+    import torch
+
+    from bnrepro import checkpoint
+
+    old = {"step": 20, "config": "c", "model": {"w": torch.ones(2)}, "momentum_buffer": torch.zeros(3),
+           "rng": {"data-order": torch.zeros(5, dtype=torch.uint8)}, "torch_rng": torch.zeros(5, dtype=torch.uint8),
+           "sampler": {"epoch": 2, "i": 3, "perm": torch.arange(4)}, "moments": {("layer1", "unit"): (0.5, 2.0)},
+           "steps": {"losses": torch.ones(20), "correct": torch.zeros(20, dtype=torch.int64)},
+           "record": {"logged": 20, "sent": 10}, "rows": [{"step": 10}]}
+    new = checkpoint.upgrade(old)
+    assert new["version"] == checkpoint.VERSION and checkpoint.upgrade(new) is new
+    assert new["optimizer"]["momentum_buffer"] is old["momentum_buffer"]
+    assert new["sampler"] == old["sampler"] and new["probe"] == {"moments": old["moments"]}
+    assert new["record"] == {"record": old["record"], "steps": old["steps"], "rows": old["rows"]}
+    assert all(new[k] is old[k] for k in ("step", "config", "model", "rng", "torch_rng"))

@@ -21,56 +21,63 @@ def generators(model: torch.nn.Module, extra: dict[str, torch.Generator]) -> dic
     streams = dict(extra)
     for name, m in model.named_modules():
         if isinstance(m, NoisyBatchNorm):
-            for stream in ("train", "probe"):
-                streams[f"{name}:{stream}"] = m._stream_generator(stream, m.weight.device)
+            streams.update({f"{name}:{stream}": g for stream, g in m.streams().items()})
     return streams
 
 
+VERSION = 2  # 1: the same state under other keys (checkpoints written before 2026-12-03), upgraded on load
+
+
 def save(path: Path, step: int, config: str, loop) -> None:
-    rec, sampler = loop.record, loop.sampler
-    rec.steps.reduce()
+    """Each stateful part's state_dict(), and the RNG streams they share."""
+    record = loop.record.state_dict()
+    if len(record["steps"]["losses"]) != step:
+        raise RuntimeError(f"checkpoint at step {step} but the step log holds {len(record['steps']['losses'])} steps")
     state = {
+        "version": VERSION,
         "step": step,
         "config": config,
         "model": loop.model.state_dict(),
-        "momentum_buffer": loop.opt.momentum_buffer,
+        "optimizer": loop.opt.state_dict(),
+        "sampler": loop.sampler.state_dict(),
+        "probe": loop.measure.probe.state_dict() if loop.measure.probe is not None else None,
+        "record": record,
         "rng": {name: g.get_state() for name, g in loop.streams.items()},
         "torch_rng": torch.get_rng_state(),
-        "sampler": {"epoch": sampler.epoch, "i": sampler._i, "perm": sampler._perm},
-        "moments": dict(loop.measure.probe.last_moments) if loop.measure.probe is not None else {},
-        "steps": {"losses": rec.steps.losses[:step].clone(), "correct": rec.steps.correct[:step].clone()},
-        "record": {k: getattr(rec, k) for k in ("logged", "sent", "pending", "last_test", "last_test_step",
-                                                "best_test_acc", "diverged_at")},
-        "rows": rec.store.rows(),
     }
     replace_atomic(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load(path: Path) -> dict | None:
     path = Path(path)
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    return upgrade(torch.load(path, map_location="cpu", weights_only=False)) if path.is_file() else None
+
+
+def upgrade(state: dict) -> dict:
+    """A version-1 checkpoint in the version-2 layout (the same values: a run interrupted before still resumes)."""
+    if state.get("version", 1) == VERSION:
+        return state
+    s = state["sampler"]
+    return {
+        "version": VERSION, "step": state["step"], "config": state["config"], "model": state["model"],
+        "optimizer": {"momentum_buffer": state["momentum_buffer"]},
+        "sampler": {"epoch": s["epoch"], "i": s["i"], "perm": s["perm"]},
+        "probe": {"moments": state["moments"]},
+        "record": {"record": state["record"], "steps": state["steps"], "rows": state["rows"]},
+        "rng": state["rng"], "torch_rng": state["torch_rng"],
+    }
 
 
 def restore(state: dict, loop) -> int:
     """Put a checkpoint's state back into a freshly built loop; returns the step it was taken after."""
-    rec, sampler, step = loop.record, loop.sampler, state["step"]
-    device = rec.steps.losses.device
     loop.model.load_state_dict(state["model"])  # in place: the parameters stay views of the optimiser's buffer
-    if state["momentum_buffer"] is not None:
-        loop.opt.momentum_buffer = state["momentum_buffer"].to(device)
+    loop.opt.load_state_dict(state["optimizer"])
+    loop.sampler.load_state_dict(state["sampler"])
+    if loop.measure.probe is not None and state["probe"] is not None:
+        loop.measure.probe.load_state_dict(state["probe"])
+    loop.record.load_state_dict(state["record"])
     for name, g in loop.streams.items():
         g.set_state(state["rng"][name])
     torch.set_rng_state(state["torch_rng"])
-    s = state["sampler"]
-    sampler.epoch, sampler._i = s["epoch"], s["i"]
-    sampler._perm = None if s["perm"] is None else s["perm"].to(device)
-    if loop.measure.probe is not None:
-        loop.measure.probe.last_moments = dict(state["moments"])
-    rec.steps.losses[:step] = state["steps"]["losses"].to(device)
-    rec.steps.correct[:step] = state["steps"]["correct"].to(device)
-    rec.steps.recorded = step
-    for k, v in state["record"].items():
-        setattr(rec, k, v)
-    rec.store.extend(state["rows"])
-    loop.steps_done = step
-    return step
+    loop.steps_done = state["step"]
+    return state["step"]

@@ -61,7 +61,11 @@ class FlatSGD:
         self.flat.add_(d_p, alpha=-self.lr)
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "momentum_buffer": self.momentum_buffer}
+        return {"momentum_buffer": self.momentum_buffer}
+
+    def load_state_dict(self, state: dict) -> None:
+        buf = state["momentum_buffer"]
+        self.momentum_buffer = None if buf is None else buf.to(self.flat.device)
 
 
 def memory_order(t: torch.Tensor) -> list[int]:

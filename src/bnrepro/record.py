@@ -45,6 +45,17 @@ class StepLog:
         for pending in (self._losses, self._outs, self._labels):
             pending.clear()
 
+    def state_dict(self) -> dict:
+        """The steps recorded so far (pending ones reduced first)."""
+        self.reduce()
+        return {"losses": self.losses[:self.recorded].clone(), "correct": self.correct[:self.recorded].clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = len(state["losses"])
+        self.losses[:n] = state["losses"].to(self.losses.device)
+        self.correct[:n] = state["correct"].to(self.correct.device)
+        self.recorded = n
+
     def means(self, start: int, stop: int, batch_size: int) -> dict[str, float]:
         """Training loss (and accuracy) over steps start+1..stop."""
         window = slice(start, stop)
@@ -66,6 +77,19 @@ class Record:
         self.best_test_acc: float | None = None
         self.diverged_at: int | None = None
         self.started = time.perf_counter()
+
+    # What goes on from the last checkpoint (the metric rows go with the store, the step log with StepLog)
+    STATE = ("logged", "sent", "pending", "last_test", "last_test_step", "best_test_acc", "diverged_at")
+
+    def state_dict(self) -> dict:
+        return {"record": {k: getattr(self, k) for k in self.STATE}, "steps": self.steps.state_dict(),
+                "rows": self.store.rows()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self.STATE:
+            setattr(self, k, state["record"][k])
+        self.steps.load_state_dict(state["steps"])
+        self.store.extend(state["rows"])
 
     def train(self, step: int) -> float:
         """Store the training means since the previous row; return their loss."""

@@ -97,6 +97,14 @@ class BatchSampler:
         self._i += 1
         return self.split.batch(idx, augment=True)
 
+    def state_dict(self) -> dict:
+        """Where the sampler is in its epoch (its generator is one of the run's streams, saved with them)."""
+        return {"epoch": self.epoch, "i": self._i, "perm": self._perm}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self._i = state["epoch"], state["i"]
+        self._perm = None if state["perm"] is None else state["perm"].to(self.split.x.device)
+
 
 # --------------------------------------------------------------------------- files
 

@@ -43,6 +43,10 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
     def generator(self, device: torch.device) -> torch.Generator:
         return self._stream_generator(self.stream, device)
 
+    def streams(self) -> dict[str, torch.Generator]:
+        """The generators a checkpoint saves: the training noise and the probes' own."""
+        return {stream: self._stream_generator(stream, self.weight.device) for stream in ("train", "probe")}
+
     def _stream_generator(self, stream: str, device: torch.device) -> torch.Generator:
         g = self._gens.get(stream)
         if g is None or g.device != device:

@@ -64,6 +64,13 @@ class ActivationProbe:
         self.taps = {name: taps[name] for name in layers} if layers else taps
         self.last_moments: dict[tuple[str, str], tuple[float, float]] = {}  # (layer, view) -> mean, var
 
+    def state_dict(self) -> dict:
+        """The moments of the last probe, from which the next probe's step-to-step changes (Fig 8) are measured."""
+        return {"moments": dict(self.last_moments)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_moments = dict(state["moments"])
+
     def capture(self) -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
         hooks = [
