@@ -26,15 +26,18 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
     variants = ordered(d["variant"])
     p, layers = layer_percentiles(metrics, "pooled")
     nseeds = d["seed"].nunique()
-    fig = plt.figure(figsize=(4.0 * max(3, len(variants)), 3.4 * (1 + len(layers))), layout="constrained")
-    grid = fig.add_gridspec(1 + len(layers), max(3, len(variants)))
+    columns = max(3, len(variants)) if layers else 3  # the histogram rows have a panel per variant
+    fig = plt.figure(figsize=(4.0 * columns, 3.4 * (1 + len(layers))), layout="constrained")
+    grid = fig.add_gridspec(1 + len(layers), columns)
     for c, (split, metric) in enumerate([("train (smoothed)", "acc"), ("test", "acc"), ("train (smoothed)", "loss")]):
         variant_curves(fig.add_subplot(grid[0, c]), d[(d["split"] == split) & (d["metric"] == metric)], variants,
                        nseeds, f"{split.split(' ')[0]} {'accuracy' if metric == 'acc' else 'loss'}", metric)
     layer_bands(fig, grid, p, layers, variants, row=1, col=0)
     lr = ", ".join(f"{v:g}" for v in sorted(metrics["lr"].unique()))
-    fig.suptitle(f"VGG on CIFAR-10, lr {lr}: BN vs lp-normalisation (Santurkar et al. Fig 6)")
-    return save(fig, out, "fig_lp_norm", provenance(runs, "bands: pooled percentiles on a fixed test batch"))
+    figure = "Fig 6" if layers else "Fig 5a"
+    fig.suptitle(f"VGG on CIFAR-10, lr {lr}: BN vs lp-normalisation (Santurkar et al. {figure})")
+    return save(fig, out, "fig_lp_norm",
+                provenance(runs, "bands: pooled percentiles on a fixed test batch" if layers else "mean ± sd"))
 
 
 def fig12_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:

@@ -17,7 +17,7 @@ VARIANTS = (
     ("none", "without BN", "#d95f02"),
     ("batch", "with BN", "#1b9e77"),
     ("noisy_batch", "noisy BN", "#7570b3"),
-    ("noisy_batch_channel", "noisy BN, one draw per channel", "#cab2d6"),
+    ("noisy_batch_channel", "noisy BN, one draw per channel", "#e6ab02"),
     ("l1", "l1 norm", "#e7298a"),
     ("l2", "l2 norm", "#66a61e"),
     ("linf", "l-inf norm", "#a6761d"),

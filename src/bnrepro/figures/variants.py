@@ -47,6 +47,7 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
     share. Bottom, when probed: the last hidden layer's activation input (15th/50th/85th percentiles pooled over
     its units), one panel per variant."""
     setup()
+    several_lrs = metrics["lr"].nunique() > 1  # then the title says which one is drawn
     metrics = at_shared_lr(metrics, variants)
     d = training_curves(metrics)
     variants = ordered(d["variant"])
@@ -82,7 +83,7 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
                          ax=ax, legend=c == 0)
             ax.set_title(f"{label(variant)}: layer #{layer_number(last)}'s activation input", fontsize=10)
             ax.set_ylabel("activation input (pooled percentiles)" if c == 0 else "")
-    fig.suptitle(_title(runs, nseeds, sorted(metrics["lr"].unique())))
+    fig.suptitle(_title(runs, nseeds, sorted(metrics["lr"].unique()) if several_lrs else []))
     fig.tight_layout()
     return save(fig, out, "fig_variants", provenance(runs, "probe: fixed test batch of 256"))
 
