@@ -241,7 +241,8 @@ written to {args.out}""")
 
 def cifar(args) -> None:
     """Images/s of the small CPU configuration, bare and with its probes (its layers every 50 steps, plus
-    the consecutive-step moments), 1 thread, on the pixel-exact subset."""
+    the consecutive-step moments), and what cifar_probes_cpu's ICS and landscape probes cost; 1 thread, on the
+    pixel-exact subset."""
     steps = 20 if args.quick else 300
     data = ["data.allow_unofficial=true"]
     print(f"[cifar] VGG-16 layout at 1/8 width, batch 128, {steps} steps, 1 thread: bare vs probes")
@@ -251,12 +252,38 @@ def cifar(args) -> None:
                   "trainer.eval_every=0", *data]
         _, bare = single_exp(tmp, "bare", common + ["trainer.probe_every=0"])
         _, probed = single_exp(tmp, "probed", common)
+        # ICS and the landscape at cifar_probes_cpu's settings, each alone, on that experiment's own bare run
+        every = 5 if args.quick else 50
+        probes_common = ["experiment=cifar_probes_cpu", *common[1:]]
+        _, probes_bare = single_exp(tmp, "probes_bare", [*probes_common, "trainer.ics_every=0",
+                                                         "trainer.landscape_every=0"])
+        step_probes = {name: step_probe_cost(tmp, name, steps, every, probes_bare, [*probes_common, *which])
+                       for name, which in (("ics", [f"trainer.ics_every={every}", "trainer.landscape_every=0"]),
+                                           ("landscape", ["trainer.ics_every=0", f"trainer.landscape_every={every}"]))}
     b, p = bare["timings"]["train_loop_s"], probed["timings"]["train_loop_s"]
     r = {"steps": steps, "batch_size": 128, "bare_images_per_s": steps * 128 / b, "probed_images_per_s": steps * 128 / p,
-         "probe_overhead_share": (p - b) / b, "probe_s": probed["timings"]["probe_s"], "quick": args.quick}
+         "probe_overhead_share": (p - b) / b, "probe_s": probed["timings"]["probe_s"], "step_probes": step_probes,
+         "quick": args.quick}
     out = write_result(args, "cifar", r)
     print(f"  CIFAR (small CPU config) {r['bare_images_per_s']:8.0f} images/s bare, {r['probed_images_per_s']:.0f} with "
           f"probes: probe overhead {r['probe_overhead_share']:.1%}  -> {out}")
+    for name, c in step_probes.items():
+        print(f"  {name} probe (cifar_probes_cpu's settings) {c['ms_per_probe']:8.0f} ms = {c['cost_in_steps']:.1f} "
+              f"training steps; probed run / bare run {c['probed_vs_bare']:.2f}x at every {c['every']} steps, "
+              f"{c['share_at_every_100']:.1%} of training at every 100")
+
+
+def step_probe_cost(tmp: Path, name: str, steps: int, every: int, bare: dict, overrides: list[str]) -> dict:
+    """One of cifar_probes_cpu's step probes (ICS or the landscape, at its settings): its time per probe by the
+    run's own clock, in training steps of the bare run, and the share of training it takes at the reference runs'
+    cadence (every 100 steps), which is how docs/protocols.md chose that cadence."""
+    _, probed = single_exp(tmp, name, overrides)
+    n = steps // every
+    per_probe = probed["timings"]["step_probe_s"] / n
+    per_step = bare["timings"]["train_loop_s"] / steps
+    return {"probes": n, "every": every, "ms_per_probe": 1000 * per_probe, "cost_in_steps": per_probe / per_step,
+            "probed_vs_bare": probed["timings"]["train_loop_s"] / bare["timings"]["train_loop_s"],
+            "share_at_every_100": per_probe / (100 * per_step)}
 
 
 def landscape(args) -> None:
