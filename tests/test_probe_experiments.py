@@ -23,6 +23,12 @@ CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
                    "landscape/eta/0.4/loss"}, ["fig_landscape", "fig_santurkar11_gpred_vs_eta"]),
     "lp_norm": (["model.norm=none,linf", "trainer.probe_every=6", "trainer.landscape_every=4"], 2,
                 {"act/layer11/pooled/p50", "landscape/gpred_max"}, ["fig_lp_norm", "fig_lp_norm_landscape"]),
+    # make cifar-probes-cpu's two sweeps in one: its probes at its settings, standard, BN and one lp normaliser
+    "cifar_probes_cpu": (["model.norm=none,batch,l2", "optim.lr=0.1", "trainer.ics_every=4",
+                          "trainer.landscape_every=4"], 3,
+                         {"ics/layer5/l2", "ics/layer10/cos", "landscape/gpred_max", "landscape/gnorm"},
+                         ["fig_ics", "fig_landscape", "fig_santurkar11_gpred_vs_eta", "fig_lp_norm",
+                          "fig_lp_norm_landscape"]),
 }
 
 

@@ -229,3 +229,29 @@ def test_step_probes_leave_vgg_training_bitwise_unchanged(tmp_path, cifar_data):
         states.append(torch.load(tmp_path / str(i) / "model_final.pt", weights_only=True))
     for k in states[0]:
         assert torch.equal(states[0][k], states[1][k]), k
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("batched", [True, False])
+def test_relative_gradient_change_is_scale_free_on_a_quadratic_loss(batched):
+    """L(W) = ½‖Wx‖² has g ∝ W and Δg = η g xxᵀ, so the report's relative reading ‖Δg‖/‖g‖ (gpred / gnorm) is the
+    same at every scale of the weights while the raw ‖Δg‖ grows with it: a network that barely moves cannot look
+    smooth by that reading."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, dtype=torch.float64)
+    etas = eta_grid(0.01, 0.5, 4.0, 4)
+    readings = {}
+    for scale in (1.0, 10.0):
+        torch.manual_seed(1)  # the same weights, scaled
+        model = torch.nn.Linear(4, 3, bias=False).double()
+        with torch.no_grad():
+            model.weight.mul_(scale)
+        quadratic = lambda out, _y: 0.5 * out.pow(2).sum()  # noqa: E731
+        quadratic(model(x), None).backward()
+        readings[scale] = LandscapeProbe(model, quadratic, etas, batched=batched)(x, None)
+    for e in etas:
+        raw = [readings[s][eta_key(e, "gpred")] for s in (1.0, 10.0)]
+        rel = [readings[s][eta_key(e, "gpred")] / readings[s]["landscape/gnorm"] for s in (1.0, 10.0)]
+        assert raw[1] == pytest.approx(10 * raw[0], rel=1e-9)
+        assert rel[1] == pytest.approx(rel[0], rel=1e-9)
+        assert rel[0] > 0
