@@ -1,5 +1,6 @@
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from bnrepro import ConfigError
 from bnrepro.config import validate
@@ -68,11 +69,40 @@ def test_unknown_key_is_refused_by_hydra():
 
 
 @pytest.mark.integration
-def test_batch_larger_than_dataset_fails_before_training(tmp_path, mnist_data):
+def test_batch_larger_than_dataset_fails_before_anything_is_written(tmp_path, mnist_data):
+    """The dataset's sizes come from the files' headers (data.sizes), before the run folder is touched."""
+    from bnrepro.data import sizes
+
     cfg = make_cfg(*small_overrides(mnist_data), "trainer.batch_size=100000")
-    with pytest.raises(ConfigError, match="trainer.batch_size"):
-        train(cfg, tmp_path)
-    assert '"status": "failed"' in (tmp_path / "run.json").read_text()
+    assert sizes(cfg.data) == (60000, 10000, 784)
+    with pytest.raises(ConfigError, match="trainer.batch_size=100000 is larger than the training set"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.unit
+def test_the_data_sizes_are_read_without_loading(tmp_path):
+    """From IDX headers (plain or .gz), the linear task's config; None where the files are not there yet."""
+    import gzip
+
+    from bnrepro.data import sizes
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+
+    def header(*dims):
+        return bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+
+    (raw / "a").write_bytes(header(7, 2, 3) + bytes(42))
+    with gzip.open(raw / "b.gz", "wb") as f:
+        f.write(header(5, 2, 3) + bytes(30))
+    files = {"train_images": "a", "test_images": "b", "train_labels": "c", "test_labels": "d"}
+    cfg = OmegaConf.create({"format": "idx", "root": str(tmp_path), "folder": "raw", "files": files})
+    assert sizes(cfg) == (7, 5, 6)
+    cfg.files.test_images = "missing"
+    assert sizes(cfg) is None
+    linear = make_cfg("experiment=dln", "data.n_train=30").data
+    assert sizes(linear) == (30, 1000, 10)
 
 
 @pytest.mark.e2e

@@ -1,5 +1,5 @@
-"""Where things are: each experiment names its figures in its config, one loader draws them, figure modules share
-only panels.py and style.py, and the library's modules stay small enough to read in one sitting."""
+"""Where things are: each experiment names its figures in its config, one loader draws them, and figure modules share
+only panels.py and style.py."""
 
 import ast
 
@@ -41,9 +41,3 @@ def test_figure_modules_import_only_the_shared_pieces():
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         others = {m for m in imported if m.startswith("bnrepro.figures.")} - shared
         assert not others, f"{path.name} imports {others}"
-
-
-def test_library_modules_stay_short():
-    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "src").rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 250}
-    assert not long, long

@@ -147,14 +147,9 @@ def test_make_targets_keep_the_reference_results_unless_told(tmp_path):
 
 @pytest.mark.integration
 def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path, mnist_data):
-    from omegaconf import OmegaConf
-
-    from bnrepro.paths import NOT_COMPUTED
     from bnrepro.run import train
-    from tests.conftest import CONFIGS, make_cfg, small_overrides
+    from tests.conftest import make_cfg, small_overrides
 
-    listed = OmegaConf.load(CONFIGS / "train.yaml").hydra.job.config.override_dirname.exclude_keys
-    assert tuple(listed) == NOT_COMPUTED
     first = train(make_cfg(*small_overrides(mnist_data, steps=40)), tmp_path)
     # Found again through its folder with a key that changes nothing computed: skipped, not refused.
     again = train(make_cfg(*small_overrides(mnist_data, steps=40), "trainer.progress_every=5", "trainer.threads=1"),
@@ -164,7 +159,7 @@ def test_folder_names_and_the_config_comparison_leave_out_the_same_keys(tmp_path
 
 @pytest.mark.integration
 def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
-    """A finished run whose stored config predates an added key (paths.ADDED_KEYS) is skipped, not refused, when the
+    """A finished run whose stored config predates an added key (computed.MIGRATIONS) is skipped, not refused, when the
     key is at the value that computes what the run computed; at another value it is another config."""
     from omegaconf import OmegaConf
 
@@ -179,6 +174,30 @@ def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
     assert train(make_cfg(*small_overrides(mnist_data, steps=20)), tmp_path) == first
     with pytest.raises(ConfigError, match="another config"):
         train(make_cfg(*small_overrides(mnist_data, steps=20), "trainer.tf32=true"), tmp_path)
+
+
+@pytest.mark.unit
+def test_each_migration_adds_its_key_exactly_where_todays_configs_carry_it():
+    """For every model group (and an experiment of each kind), a stored config with the key removed gets it back at
+    its old value, and a config of a group without the key gets nothing."""
+    from omegaconf import OmegaConf
+
+    from bnrepro.computed import MIGRATIONS, migrate, same_computation
+    from tests.conftest import CONFIGS, make_cfg
+
+    configs = [make_cfg(f"model={m.stem}") for m in (CONFIGS / "model").glob("*.yaml")]
+    configs += [make_cfg(f"experiment={e}") for e in ("dln", "cifar_bn_small", "mnist_shift", "mnist_norm_position")]
+    for cfg in configs:
+        assert OmegaConf.to_container(migrate(cfg)) == OmegaConf.to_container(cfg, resolve=True)  # nothing to add
+        for key, old, where in MIGRATIONS:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent)
+            if node is None or leaf not in node or not all(OmegaConf.select(cfg, k) in v for k, v in where.items()):
+                continue  # not this config's key, or one its group always had (the MLP's activation)
+            stored = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+            del OmegaConf.select(stored, parent)[leaf]
+            assert OmegaConf.select(migrate(stored), key) == old, (cfg.model.name, key)
+            assert same_computation(cfg, stored) == (OmegaConf.select(cfg, key) == old), (cfg.model.name, key)
 
 
 @pytest.mark.unit

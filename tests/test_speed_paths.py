@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from bnrepro import ConfigError
 from bnrepro.data import to_csr
 from bnrepro.evaluation import cross_entropy_sum_or_mean
-from bnrepro.models import MLP, VGG, DeepLinear, build_model, fused_loss_and_grad, supports_fused
+from bnrepro.models import MLP, VGG, DeepLinear, fused_loss_and_grad, supports_fused
 from bnrepro.optim import FlatSGD
 from bnrepro.run import train
 from tests.conftest import make_cfg, small_overrides
@@ -80,15 +80,21 @@ def test_fused_step_applies_only_where_it_is_exact():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("norm", ["none", "batch", "noisy_batch", "l1", "l2", "linf"])
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
-def test_the_config_rule_for_the_fused_step_agrees_with_the_kernel(norm, activation):
-    """config.fused_applies decides from the config, before any model exists; supports_fused asks the model."""
-    from bnrepro.config import fused_applies
+def test_the_fused_step_runs_only_where_the_bitwise_test_covers_it():
+    """config.fused_applies (the kernel's own supports_fused, asked of the model a config builds) picks exactly the
+    norms and activations that test_fused_step_is_bitwise_autograd checks, and never under autocast or off the
+    MLP."""
+    from itertools import product
 
-    cfg = make_cfg("experiment=mnist_bn", f"model.norm={norm}", f"model.activation={activation}")
-    assert fused_applies(cfg) == supports_fused(build_model(cfg.model))
-    assert not fused_applies(make_cfg("experiment=mnist_bn", f"model.norm={norm}", "trainer.amp=bf16"))
+    from bnrepro.config import fused_applies
+    from bnrepro.models import ACTIVATIONS, NORMS
+
+    applies = {(n, a) for n, a in product(NORMS, ACTIVATIONS)
+               if fused_applies(make_cfg("experiment=mnist_bn", f"model.norm={n}", f"model.activation={a}"))}
+    assert applies == set(product(["none", "batch"], ["sigmoid", "tanh", "relu"]))
+    for overrides in (["trainer.amp=bf16"], ["model.affine=false"], ["model.norm_position=post"]):
+        assert not fused_applies(make_cfg("experiment=mnist_bn", *overrides))
+    assert not fused_applies(make_cfg("experiment=dln")) and not fused_applies(make_cfg("experiment=cifar_bn_small"))
 
 
 @pytest.mark.integration

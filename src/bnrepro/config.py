@@ -1,15 +1,18 @@
-"""Every rule about config values, in one place: `validate` checks a composed config and names the offending key.
-Unknown keys are refused earlier, by Hydra's struct mode. plan.resolve calls it, then decides what the run does.
+"""Every rule about config values, in one place: `validate` checks a composed config and names the offending key;
+`validate_against_data` checks it against the dataset's sizes (bnrepro.data.sizes, read before any run folder
+exists); `fused_applies` says where the MLP's hand-written backward runs. Unknown keys are refused earlier, by Hydra's
+struct mode. plan.resolve calls `validate`, then decides what the run does.
 """
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 
 from bnrepro import ConfigError
-from bnrepro.models import ACTIVATIONS, DRAWS, FUSED_ACTIVATIONS, INITS, MODELS, NORMS, POSITIONS
+from bnrepro.models import ACTIVATIONS, DRAWS, INITS, MODELS, NORMS, POSITIONS, build_model, supports_fused
 from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
-from bnrepro.probes.shift import validate_shift
+from bnrepro.probes.shift import KINDS as SHIFT_KINDS
 
 
 def _choice(cfg: DictConfig, key: str, allowed) -> None:
@@ -132,7 +135,7 @@ def validate(cfg: DictConfig) -> None:
         qs = list(cfg.probe.percentiles)
         if not qs or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in qs):
             raise ConfigError(f"probe.percentiles={qs} must be numbers in [0, 100]")
-    validate_shift(cfg)  # the shift probe checks its own settings
+    _validate_shift(cfg)
 
     _validate_step_probes(cfg, n_layers)
 
@@ -221,8 +224,12 @@ def _validate_step_probes(cfg: DictConfig, n_layers: int) -> None:
         _flag(cfg, "landscape.batched")
 
 
-def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_features: int) -> None:
-    """Checks that need the dataset's size; still before the first step."""
+def validate_against_data(cfg: DictConfig, sizes: tuple[int, int, int] | None) -> None:
+    """Checks that need the dataset's sizes (training samples, test samples, input features): bnrepro.data.sizes
+    reads them before any run folder exists, the run checks them again on the loaded data. None: not known yet."""
+    if sizes is None:
+        return
+    n_train, n_test, in_features = sizes
     if cfg.trainer.batch_size > n_train:
         raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} is larger than the training set ({n_train})")
     if cfg.trainer.get("eval_train", 0) > n_train:
@@ -235,12 +242,38 @@ def validate_against_data(cfg: DictConfig, n_train: int, n_test: int, in_feature
 
 
 def fused_applies(cfg: DictConfig) -> bool:
-    """Where the MLP's hand-written backward (models/mlp_fused.py) is exact: a plain MLP, norm none or batch, a known
-    activation, the classification loss in float32."""
+    """Where the MLP's hand-written backward (models/mlp_fused.py) is exact: the classification loss in float32, on
+    a network that the kernel itself accepts (supports_fused, asked of the model built on the meta device: no memory,
+    no random numbers)."""
     from bnrepro.data import TASKS
 
-    m = cfg.model
-    return (m.name == "mlp" and m.norm in ("none", "batch") and m.get("activation") in FUSED_ACTIVATIONS
-            and m.get("norm_position", "pre") == "pre" and m.get("affine", True)
-            and TASKS.get(cfg.data.get("format")) == "classification" and not cfg.trainer.amp)
+    if cfg.model.name != "mlp" or TASKS.get(cfg.data.format) != "classification" or cfg.trainer.amp:
+        return False
+    with torch.device("meta"):
+        return supports_fused(build_model(cfg.model))
 
+
+SHIFT_SETTINGS = {*SHIFT_KINDS, "reestimate_samples", "single_images", "batches_per_image"}
+
+
+def _validate_shift(cfg: DictConfig) -> None:
+    """probe.shift: the covariate-shift evaluation after training (probes/shift.py)."""
+    spec = cfg.probe.get("shift")
+    if spec is None:
+        return
+    if not hasattr(spec, "keys") or set(spec) != SHIFT_SETTINGS:
+        raise ConfigError(f"probe.shift must be null or have exactly the keys {sorted(SHIFT_SETTINGS)}")
+    if cfg.model.name not in ("mlp", "vgg"):
+        raise ConfigError(f"probe.shift needs a classifier with hidden layers (model=mlp or vgg), not {cfg.model.name}")
+    n = cfg.model.num_classes
+    levels = {"contrast": (lambda v: v > 0, "positive factors"), "brightness": (lambda v: True, "offsets"),
+              "classes": (lambda v: isinstance(v, int) and 1 <= v <= n, f"numbers of classes in 1..{n}")}
+    for kind, (ok, what) in levels.items():
+        values = spec[kind]
+        if isinstance(values, (str, int, float)) or not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in values):
+            raise ConfigError(f"probe.shift.{kind}={values!r} must be a non-empty list of {what}")
+    for key, low in (("reestimate_samples", 2), ("single_images", 1), ("batches_per_image", 2)):
+        _number(cfg, f"probe.shift.{key}", low=low, integer=True)
+    if cfg.trainer.batch_size < 2:
+        raise ConfigError(f"probe.shift needs trainer.batch_size >= 2 (batch statistics), not {cfg.trainer.batch_size}")

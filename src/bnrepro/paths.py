@@ -25,22 +25,6 @@ def default_data_root() -> str:
     return str(SHARED_DATA if SHARED_DATA.is_dir() else PROJECT_ROOT / "data")
 
 
-# Overrides that change nothing a run computes (where things are, how it is shown or launched): left out of its
-# folder's name (configs/train.yaml lists them as override_dirname's exclude_keys; a test keeps the two equal) and out
-# of the config a run found again is compared on (run.config_text).
-NOT_COMPUTED = ("experiment", "hydra.sweep.dir", "hydra.run.dir", "hydra/launcher", "trainer.threads", "force",
-                "fresh", "logger", "logger.mode", "data.root", "data.cache_dir", "data.download",
-                "data.allow_unofficial", "trainer.progress_every", "trainer.checkpoint_every")
-# Keys added after runs were made, with the value under which a run computes what it computed before the key
-# existed. At that value a key is left out of the config a run found again is compared on, so a finished run is
-# still skipped and an interrupted one still resumes.
-ADDED_KEYS = {"trainer.tf32": False, "data.x_std": 1.0, "data.a_std": 1.0, "data.target_loss": None,
-              "model.norm_position": "pre", "model.affine": True, "probe.affine": False, "trainer.eval_train": 0,
-              "probe.shift": None,
-              # the VGG's (an MLP with relu was recorded with it: dropped on both sides)
-              "model.activation": "relu", "model.noise.draw": "position"}
-
-
 def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
     """runs/<this>/...: the experiment config's name; fresh=true adds the time, for a folder no run has used."""
     name = str(experiment) if experiment else "default"

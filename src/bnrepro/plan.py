@@ -1,6 +1,7 @@
 """What a run does, decided once from its config: `resolve` checks the config (config.validate) and fixes the
-device, threads, fused step, amp, cadences and probes. The run, the loop and the probes receive a Plan and never read
-`cfg` themselves; after `resolve`, no config value can fail.
+device, threads, precision, fused step, cadences and probes. The run, the loop and the probes receive a Plan and never
+read `cfg` themselves (the model, optimiser, data and logger are built from their own config groups); after `resolve`
+and the check against the data's sizes (config.validate_against_data), no config value can fail.
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ class Plan:
 
     name: str  # the run's label in progress lines and W&B
     identity: dict  # the columns that say which run a metric row belongs to
+    force: bool  # train again in a folder that holds a finished run or a checkpoint, from step 0
+    seed: int  # the initial weights, and the RNG streams of the data order, augmentation and probes
     device: torch.device
     threads: int | None
     fused: bool  # the MLP's hand-written backward (the same numbers as autograd)
     eval_train: int  # training samples measured in evaluation mode with each evaluation (0: none)
     shift: dict | None  # the covariate-shift evaluation after training (probe.shift), or None
     amp: str | None
+    tf32: bool  # CUDA only: TF32 matrix products and convolutions
+    channels_last: bool  # conv models: NHWC memory layout
+    augment: bool  # random crops and flips of training batches (data.augment)
     batch_size: int
     eval_batch_size: int
     every: Cadence
@@ -107,8 +113,11 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
         identity={"experiment": cfg.experiment_name, "variant": variant(cfg.model), "lr": float(cfg.optim.lr),
                   "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
-        device=device, threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
-        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp, eval_train=int(t.get("eval_train", 0)),
+        force=bool(cfg.force), seed=int(cfg.seed), device=device,
+        threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
+        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
+        tf32=bool(t.tf32) and device.type == "cuda", channels_last=bool(t.channels_last),
+        augment=bool(cfg.data.get("augment", False)), eval_train=int(t.get("eval_train", 0)),
         shift=OmegaConf.to_container(p.shift) if p.get("shift") else None,
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
         ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,

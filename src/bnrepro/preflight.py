@@ -1,6 +1,6 @@
-"""Checks that run before Hydra writes anything: every job's config values (plan.resolve) and whether its output
-folder can be created. A bad value ends the command with exit code 2 and one line naming the key, and leaves no
-folder behind. Wired in configs/train.yaml (hydra.callbacks)."""
+"""Checks that run before Hydra writes anything: every job's config values (plan.resolve), its values against the
+dataset's sizes, and whether its output folder can be created. A bad value ends the command with exit code 2 and
+one line naming the key, and leaves no folder behind. Wired in configs/train.yaml (hydra.callbacks)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bnrepro import BnreproError, ConfigError
+from bnrepro.config import validate_against_data
+from bnrepro.data import sizes
 from bnrepro.plan import resolve
 
 
@@ -35,9 +37,15 @@ def check_writable(key: str, folder: str) -> None:
         raise ConfigError(f"{key}={folder} cannot be created: {probe} {what}")
 
 
-def check(cfg: DictConfig, key: str, folder: str, job: str = "") -> None:
+def check(cfg: DictConfig, key: str, folder: str, job: str = "", seen: dict | None = None) -> None:
+    """`seen`: the data sizes already read in this sweep, by data config (the jobs of a sweep share a few)."""
     try:
         resolve(cfg)
+        data = OmegaConf.to_yaml(cfg.data, resolve=True)
+        seen = {} if seen is None else seen
+        if data not in seen:
+            seen[data] = sizes(cfg.data)
+        validate_against_data(cfg, seen[data])
         check_writable(key, folder)
     except BnreproError as e:
         fail(f"{job}{e}")
@@ -56,7 +64,8 @@ class Preflight(Callback):
         params = config.hydra.sweeper.get("params") or {}
         arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+        seen: dict = {}
         for batch in BasicSweeper.split_arguments(overrides, None):
             for job in batch:
                 cfg = loader.load_sweep_config(config, list(job))
-                check(cfg, "hydra.sweep.dir", config.hydra.sweep.dir, job=f"job [{' '.join(job)}]: ")
+                check(cfg, "hydra.sweep.dir", config.hydra.sweep.dir, job=f"job [{' '.join(job)}]: ", seen=seen)

@@ -20,15 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnrepro import ConfigError, checkpoint
 from bnrepro.augment import random_crop_flip
+from bnrepro.computed import config_text, same_computation
 from bnrepro.config import validate_against_data
 from bnrepro.data import BatchSampler, generator, load_dataset
+from bnrepro.data import sizes as data_sizes
 from bnrepro.evaluation import LOSSES, Measurements, StepProbes
 from bnrepro.logger import NullLogger, build_logger
 from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
-from bnrepro.paths import ADDED_KEYS, NOT_COMPUTED
 from bnrepro.plan import resolve
 from bnrepro.record import Record, StepLog
 from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
@@ -97,39 +98,22 @@ def signals_stop(stop: Stop):
             signal.signal(s, h)
 
 
-def config_text(cfg: DictConfig) -> str:
-    """What a run computes, as text: its config without the keys that change nothing computed (where things are, how
-    the run is shown or launched). The same keys are left out of its folder's name (paths.NOT_COMPUTED), so a run
-    found again by its folder is compared on what it computes."""
-    c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    added = [k for k, v in ADDED_KEYS.items() if OmegaConf.select(c, k, default=v) == v]
-    for key in (*NOT_COMPUTED, *added):
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(c, parent) if parent else c
-        if isinstance(node, DictConfig) and leaf in node:
-            del node[leaf]
-    return OmegaConf.to_yaml(c)
-
-
-def stored_config(run_dir: Path) -> str | None:
-    path = run_dir / "config_resolved.yaml"
-    return config_text(OmegaConf.load(path)) if path.is_file() else None
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Run one job, or resume or skip it; return its run.json content. A bad config value raises ConfigError
     before anything is written; any later failure raises after writing what the run has."""
     plan = resolve(cfg, run_name())
+    validate_against_data(cfg, data_sizes(cfg.data))
     run_dir, config = Path(run_dir), config_text(cfg)
     previous = read_json(run_dir / "run.json")
-    if previous and previous.get("status") in FINISHED and not cfg.force:
-        if stored_config(run_dir) != config:
+    if previous and previous.get("status") in FINISHED and not plan.force:
+        stored = run_dir / "config_resolved.yaml"
+        if not stored.is_file() or not same_computation(cfg, OmegaConf.load(stored)):
             raise ConfigError(f"{run_dir} holds a finished run of another config: force=true trains this one there, "
                               "fresh=true in a new folder")
         log.info("[%s] already %s in %s: skipped (force=true trains it again)", plan.name, previous["status"], run_dir)
         return previous
-    state = None if cfg.force else checkpoint.load(run_dir / checkpoint.FILE)
-    if state is not None and state["config"] != config:
+    state = None if plan.force else checkpoint.load(run_dir / checkpoint.FILE)
+    if state is not None and not same_computation(cfg, state["config"]):
         raise ConfigError(f"{run_dir} holds a checkpoint of another config: force=true starts this run again there, "
                           "fresh=true starts it in a new folder")
     t_start = time.perf_counter()
@@ -186,29 +170,28 @@ def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore,
     if plan.threads:
         torch.set_num_threads(plan.threads)
     if plan.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.trainer.tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.tf32
     info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused,
-                amp=plan.amp, tf32=bool(cfg.trainer.tf32) and plan.device.type == "cuda",
-                channels_last=bool(cfg.trainer.channels_last))
+                amp=plan.amp, tf32=plan.tf32, channels_last=plan.channels_last)
     data = load_dataset(cfg.data, plan.device)
     info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
-    validate_against_data(cfg, len(data.train), len(data.test), data.in_features)
+    validate_against_data(cfg, (len(data.train), len(data.test), data.in_features))
     streams = {}
-    if cfg.data.get("augment"):
+    if plan.augment:
         # Its own RNG stream: switching augmentation on never changes the data order.
-        g_aug = streams["augment"] = generator(cfg.seed, "augment", plan.device)
+        g_aug = streams["augment"] = generator(plan.seed, "augment", plan.device)
         data.train.augment = lambda x: random_crop_flip(x, g_aug)
 
-    torch.manual_seed(cfg.seed)  # the model's initial weights, and nothing else, come from the global stream
+    torch.manual_seed(plan.seed)  # the model's initial weights, and nothing else, come from the global stream
     model = build_model(cfg.model).to(plan.device)
-    if cfg.trainer.channels_last:
+    if plan.channels_last:
         model = model.to(memory_format=torch.channels_last)
         data.train.memory_format = data.test.memory_format = torch.channels_last
     opt = build_optimizer(cfg.optim, model)
-    sampler = BatchSampler(data.train, plan.batch_size, generator(cfg.seed, "data-order"))
+    sampler = BatchSampler(data.train, plan.batch_size, generator(plan.seed, "data-order"))
     streams["data-order"] = sampler.gen
     loss_fn = LOSSES[data.task]
-    measure = Measurements(plan, model, data.test, data.task, cfg.seed, data.train)
+    measure = Measurements(plan, model, data.test, data.task, plan.seed, data.train)
     info["probe_unit"] = plan.probe["unit"] if plan.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.

@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from bnrepro.collect import find_runs
+from bnrepro.computed import load_stored
 
 
 def run_settings(roots: list[Path], keys: list[str], run_ids) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def run_settings(roots: list[Path], keys: list[str], run_ids) -> pd.DataFrame:
     folders = dict(find_runs(roots))
     rows = []
     for run_id in run_ids:
-        cfg = OmegaConf.load(folders[run_id] / "config_resolved.yaml")
+        cfg = load_stored(folders[run_id] / "config_resolved.yaml")
         rows.append({"run_id": run_id, **{k: OmegaConf.select(cfg, k) for k in keys}})
     return pd.DataFrame(rows)
 

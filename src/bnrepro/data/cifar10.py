@@ -102,6 +102,34 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
     return base_root, not bad
 
 
+def cifar10_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
+    """(training samples, test samples, channels) from the batches' labels, before anything is loaded; None while
+    the folder does not exist yet (an archive not yet extracted, a download to come)."""
+    root = Path(cfg.root).expanduser()
+    if cfg.get("archive"):
+        archive = Path(cfg.archive).expanduser()
+        archive = archive if archive.is_absolute() else root / archive
+        if not archive.is_file():
+            return None
+        root = Path(cfg.cache_dir).expanduser() / "cifar10" / _file_digest(archive, "sha256")[:16]
+        if not (root / ".complete").is_file():
+            return None
+    from torchvision.datasets import CIFAR10
+
+    counts, channels = {}, None
+    for split, files in (("train", CIFAR10.train_list), ("test", CIFAR10.test_list)):
+        counts[split] = 0
+        for name, _ in files:
+            try:
+                with open(root / BASE / name, "rb") as f:
+                    batch = pickle.load(f, encoding="latin1")
+                counts[split] += len(batch["labels"])
+                channels = batch["data"].shape[1] // (32 * 32)
+            except Exception:  # absent or damaged: load_cifar10 says which and how
+                return None
+    return counts["train"], counts["test"], channels
+
+
 def _dataset_class():
     from torchvision.datasets import CIFAR10
 

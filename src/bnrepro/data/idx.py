@@ -100,6 +100,33 @@ def locate_idx(cfg: DictConfig) -> tuple[Path, dict[str, str], bool]:
     raise _missing_error(cfg, raw, missing)
 
 
+def _header(path: Path) -> list[int] | None:
+    """An IDX file's sizes from its header (a .gz beside it is read as a stream), or None when it is absent or
+    unreadable: load_idx then says what is wrong."""
+    for opener, file in ((open, path), (gzip.open, path.with_name(f"{path.name}.gz"))):
+        if file.is_file():
+            try:
+                with opener(file, "rb") as f:
+                    head = f.read(4)
+                    if len(head) < 4 or head[:3] != b"\x00\x00\x08":
+                        return None
+                    dims = f.read(4 * head[3])
+                return [int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4)]
+            except (OSError, EOFError):
+                return None
+    return None
+
+
+def idx_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
+    """(training samples, test samples, input features) from the files' headers, before anything is loaded."""
+    raw = Path(cfg.root).expanduser() / cfg.folder
+    heads = {role: _header(raw / cfg.files[role]) for role in ("train_images", "test_images")}
+    if any(h is None or len(h) < 1 for h in heads.values()):
+        return None
+    train, test = heads["train_images"], heads["test_images"]
+    return train[0], test[0], int(np.prod(train[1:]))
+
+
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file: a 4-byte magic (0x08 = uint8, then the number of dimensions), big-endian sizes, the data."""
     data = path.read_bytes()

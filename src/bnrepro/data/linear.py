@@ -24,6 +24,11 @@ def a_std(cfg: DictConfig) -> float:
     return math.sqrt(cfg.target_loss / (cfg.n_train * cfg.features ** 2 * cfg.get("x_std", 1.0) ** 2))
 
 
+def linear_sizes(cfg: DictConfig) -> tuple[int, int, int]:
+    """(training samples, test samples, input features), as the config sets them."""
+    return cfg.n_train, cfg.n_test, cfg.features
+
+
 def load_linear(cfg: DictConfig, device: torch.device) -> Dataset:
     g = generator(cfg.seed, "linear-regression")
     x_std, scale = float(cfg.get("x_std", 1.0)), a_std(cfg)

@@ -4,13 +4,13 @@ from torch import nn
 from bnrepro.models.dln import DeepLinear
 from bnrepro.models.lp_norm import LpNorm
 from bnrepro.models.mlp import ACTIVATIONS, INITS, MLP
-from bnrepro.models.mlp_fused import FUSED_ACTIVATIONS, supports_fused
 from bnrepro.models.mlp_fused import loss_and_grad as fused_loss_and_grad
+from bnrepro.models.mlp_fused import supports_fused
 from bnrepro.models.noisy_bn import DRAWS, POSITIONS, NoisyBatchNorm
 from bnrepro.models.norms import NORM_LAYERS, NORMS, build_norm
 from bnrepro.models.vgg import VGG, VGG16
 
-__all__ = ["ACTIVATIONS", "DRAWS", "FUSED_ACTIVATIONS", "INITS", "MODELS", "NORMS", "NORM_LAYERS", "POSITIONS", "MLP",
+__all__ = ["ACTIVATIONS", "DRAWS", "INITS", "MODELS", "NORMS", "NORM_LAYERS", "POSITIONS", "MLP",
            "VGG", "VGG16",
            "DeepLinear", "LpNorm", "NoisyBatchNorm", "build_model", "build_norm", "fused_loss_and_grad",
            "layer_weight", "supports_fused"]

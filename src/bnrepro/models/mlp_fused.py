@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnrepro.models.mlp import ACTIVATIONS, MLP
+from bnrepro.models.mlp import MLP
 
 aten = torch.ops.aten
 
@@ -24,13 +24,12 @@ ACTIVATION_KERNELS = {
     nn.Tanh: (torch.tanh, aten.tanh_backward),
     nn.ReLU: (torch.relu, lambda grad, out: aten.threshold_backward(grad, out, 0)),
 }
-# model.activation names the fused step takes (config.fused_applies decides from the config, before any model exists).
-FUSED_ACTIVATIONS = tuple(name for name, cls in ACTIVATIONS.items() if cls in ACTIVATION_KERNELS)
 
 
 def supports_fused(model: nn.Module) -> bool:
     """A plain MLP whose norms are none or BatchNorm1d (affine, tracking running stats), each before a known
-    activation."""
+    activation. The one rule for where the fused step runs: config.fused_applies asks it of the model a config
+    builds."""
     if type(model) is not MLP:
         return False
     for block in model.blocks:

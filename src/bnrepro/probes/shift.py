@@ -25,36 +25,6 @@ KINDS = ("contrast", "brightness", "classes")
 MODES = ("population", "batch", "reestimated")
 
 
-SETTINGS = {"contrast", "brightness", "classes", "reestimate_samples", "single_images", "batches_per_image"}
-
-
-def validate_shift(cfg) -> None:
-    """probe.shift's settings, checked before the run starts (ConfigError naming the key)."""
-    from bnrepro import ConfigError
-
-    spec = cfg.probe.get("shift")
-    if spec is None:
-        return
-    if not hasattr(spec, "keys") or set(spec) != SETTINGS:
-        raise ConfigError(f"probe.shift must be null or have exactly the keys {sorted(SETTINGS)}")
-    if cfg.model.name not in ("mlp", "vgg"):
-        raise ConfigError(f"probe.shift needs a classifier with hidden layers (model=mlp or vgg), not {cfg.model.name}")
-    n = cfg.model.num_classes
-    levels = {"contrast": (lambda v: v > 0, "positive factors"), "brightness": (lambda v: True, "offsets"),
-              "classes": (lambda v: isinstance(v, int) and 1 <= v <= n, f"numbers of classes in 1..{n}")}
-    for kind, (ok, what) in levels.items():
-        values = spec[kind]
-        if isinstance(values, (str, int, float)) or not values or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v) for v in values):
-            raise ConfigError(f"probe.shift.{kind}={values!r} must be a non-empty list of {what}")
-    from bnrepro.config import _number  # the config checks' own helper (config.py imports this module)
-
-    for key, low in (("reestimate_samples", 2), ("single_images", 1), ("batches_per_image", 2)):
-        _number(cfg, f"probe.shift.{key}", low=low, integer=True)
-    if cfg.trainer.batch_size < 2:
-        raise ConfigError(f"probe.shift needs trainer.batch_size >= 2 (batch statistics), not {cfg.trainer.batch_size}")
-
-
 def shifted(x: torch.Tensor, y: torch.Tensor, kind: str, level: float,
             valid: tuple[float, float] = (-float("inf"), float("inf"))) -> tuple[torch.Tensor, torch.Tensor]:
     """Model-ready inputs shifted: contrast multiplies them by `level` (1: unchanged), brightness adds `level`
