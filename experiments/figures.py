@@ -9,10 +9,13 @@ Which figures a folder gets is named by its experiment's config (`figures:` in c
 import argparse
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 
 from bnrepro import figures
 from bnrepro.collect import summarize, summarize_variants
+
+matplotlib.use("Agg")  # files only, with or without a display
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

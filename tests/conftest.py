@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # the figures write files; no test opens a window
+
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir

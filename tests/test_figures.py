@@ -36,7 +36,7 @@ def test_a_newly_registered_normaliser_is_drawn_in_its_own_colour(tmp_path, monk
     """docs/extending.md's GroupNorm example: a run with model.norm=group appears in the variant figures with no
     other edit (labelled by its name, after the known variants, in a colour no known variant has)."""
     from bnrepro.figures import variants as variants_fig
-    from bnrepro.figures.style import VARIANTS, colour, ordered
+    from bnrepro.labels import VARIANTS, colour, ordered
 
     rows = [{"step": s, "split": split, "metric": metric, "value": 1.0 / (1 + s) if metric == "loss" else s / 100,
              "experiment": "toy", "variant": v, "lr": 0.1, "seed": seed, "run_id": f"{v}-{seed}"}

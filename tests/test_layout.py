@@ -1,5 +1,5 @@
 """Where things are: each experiment names its figures in its config, one loader draws them, and figure modules share
-only panels.py and style.py."""
+only shared.py and style.py."""
 
 import ast
 
@@ -35,7 +35,7 @@ def test_an_unknown_figure_name_is_a_clear_error():
 
 
 def test_figure_modules_import_only_the_shared_pieces():
-    shared = {"bnrepro.figures.panels", "bnrepro.figures.style"}
+    shared = {"bnrepro.figures.shared", "bnrepro.figures.style"}
     for path in (ROOT / "src" / "bnrepro" / "figures").glob("*.py"):
         tree = ast.parse(path.read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.panels import layer_bands, layer_percentiles, training_curves, variant_curves
+from bnrepro.figures.shared import layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import (
     STANDARD_VS_BN,
     has_metric,
@@ -33,7 +33,7 @@ def _acc(metrics: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def fig1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_santurkar1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     """Training and test accuracy, standard vs BN, at each learning rate (the paper's Fig 1)."""
     setup()
     d = _acc(metrics[metrics["variant"].astype(str).isin(["none", "batch"])])
@@ -55,7 +55,7 @@ FIG2_LAYERS = ["layer2", "layer9", "layer13"]  # the paper's Fig 2 and Fig 8 lay
 FIG1C_LAYERS = ["layer3", "layer11"]
 
 
-def fig2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, view: str = "unit",
+def _noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, view: str = "unit",
                   lr: float | None = None) -> list[Path]:
     """Accuracy of standard, BN and noisy BN, beside the activation distributions of the probed layers, for one
     channel (view="unit": noisy BN draws its noise per channel; seed 0, since
@@ -97,7 +97,7 @@ def quantile_histogram(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return x, np.diff(p) / width
 
 
-def fig1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1,
+def fig_santurkar1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1,
                      n_steps: int = 8) -> list[Path]:
     """One channel's activation distribution at a few steps of training, as offset histograms (the paper's
     TensorBoard histograms), layers #3 and #11, standard vs BN."""
@@ -136,7 +136,7 @@ def fig1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: f
               f"seed {seed}"))
 
 
-def fig8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1) -> list[Path]:
+def fig_santurkar8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1) -> list[Path]:
     """|mu(t+1) - mu(t)| and |var(t+1) - var(t)| between a probed step and the next, one channel and pooled."""
     if not has_metric(metrics, "/dmean$"):
         return []
@@ -173,9 +173,9 @@ def fig8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float
                                                                     + band))
 
 
-def fig2_noisy_bn_unit(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    return fig2_noisy_bn(metrics, runs, out, view="unit")
+def fig_santurkar2_noisy_bn(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return _noisy_bn(metrics, runs, out, view="unit")
 
 
-def fig2_noisy_bn_pooled(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    return fig2_noisy_bn(metrics, runs, out, view="pooled")
+def fig_santurkar2_noisy_bn_pooled(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return _noisy_bn(metrics, runs, out, view="pooled")

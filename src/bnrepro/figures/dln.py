@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.panels import fig_gpred_vs_eta, fig_ics, fig_landscape
+from bnrepro.figures.shared import draw_gpred_vs_eta, draw_ics, draw_landscape
 from bnrepro.figures.style import has_metric, legend_with_labels, ordered, palette, provenance, save, setup
 
 
-def fig_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_dln_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     d = metrics[(metrics["split"] == "train") & (metrics["metric"] == "loss")].copy()
     d["variant"] = d["variant"].astype(str)
@@ -40,31 +40,31 @@ def standard_vs_bn(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def fig_dln_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    return fig_ics(standard_vs_bn(metrics), runs, out, name="fig_dln_ics",
+    return draw_ics(standard_vs_bn(metrics), runs, out, name="fig_dln_ics",
                    title="Deep linear network: internal covariate shift at layers #9 and #17 (Santurkar et al.)")
 
 
-def fig10_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_dln_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     """One figure per learning rate, standard vs BN."""
     paths = []
     for lr in sorted(metrics["lr"].unique(), reverse=True):
-        paths += fig_landscape(standard_vs_bn(metrics), runs, out, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
+        paths += draw_landscape(standard_vs_bn(metrics), runs, out, name=f"fig_dln_landscape_lr{lr:g}", lr=float(lr),
                                log=True, title=f"Deep linear network, lr {lr:g}: loss landscape along the gradient, "
                                                f"η from lr/100 to 30·lr (Santurkar et al. Fig 10)")
     return paths
 
 
-def fig13_lp_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_dln_lp_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     lr = float(metrics["lr"].max())
-    return fig_landscape(metrics, runs, out, name="fig_dln_lp_landscape", lr=lr, log=True,
+    return draw_landscape(metrics, runs, out, name="fig_dln_lp_landscape", lr=lr, log=True,
                          title=f"Deep linear network, lr {lr:g}: loss landscape of every normalisation "
                                f"(Santurkar et al. Fig 13)")
 
 
-def fig11_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_dln_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     if not has_metric(metrics, r"^landscape/eta/[^/]+/gpred$"):  # results recorded before the per-step-size metrics
         return []
     lr = float(metrics["lr"].max())
-    return fig_gpred_vs_eta(metrics, runs, out, "fig_dln_gpred_vs_eta", lr=lr, log=True,
+    return draw_gpred_vs_eta(metrics, runs, out, "fig_dln_gpred_vs_eta", lr=lr, log=True,
                             title=f"Deep linear network, lr {lr:g}: gradient change against the step size, "
                                   f"one line per probed step (Santurkar et al. Fig 11)")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnrepro.figures.panels import fig_ics
+from bnrepro.figures.shared import draw_ics
 
 
-def fig3_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
-    return fig_ics(metrics, runs, out)
+def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    return draw_ics(metrics, runs, out, name="fig_ics")

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnrepro.figures.panels import (
+from bnrepro.figures.shared import (
     at_shared_lr,
-    fig_landscape,
+    draw_landscape,
     layer_bands,
     layer_percentiles,
     training_curves,
@@ -40,9 +40,9 @@ def fig_lp_norm(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Pa
                 provenance(runs, "bands: pooled percentiles on a fixed test batch" if layers else "mean ± sd"))
 
 
-def fig12_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_lp_norm_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     if not has_metric(metrics, "^landscape/"):  # earlier results had no landscape
         return []
-    return fig_landscape(metrics, runs, out, name="fig_lp_norm_landscape",
+    return draw_landscape(metrics, runs, out, name="fig_lp_norm_landscape",
                          title="VGG on CIFAR-10: loss landscape along the gradient of every normalisation, "
                                "η from lr/2 to 4·lr (Santurkar et al. Fig 12)")

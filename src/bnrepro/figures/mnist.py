@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.panels import percentiles_long, training_curves
+from bnrepro.figures.shared import percentiles_long, training_curves
 from bnrepro.figures.style import (
     STANDARD_VS_BN,
     data_label,
@@ -62,7 +62,7 @@ def _percentile_panel(ax, d: pd.DataFrame, nseeds: int, title: str, first: bool,
         ax.legend(title="percentile", fontsize=7, title_fontsize=7, loc="best")
 
 
-def fig3_last_layer(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig3_last_layer_percentiles(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     p = percentiles_long(metrics)
     last = sorted(p["layer"].unique(), key=layer_number)[-1]

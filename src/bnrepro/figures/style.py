@@ -1,46 +1,25 @@
+"""What every figure shares: seaborn's theme, seed bands, legends, the palette of the variant table (bnrepro.labels),
+and `save`, which writes a PNG and a byte-stable PDF with the provenance footnote. It leaves matplotlib's backend
+alone: the command-line scripts choose Agg, a notebook keeps its inline one."""
+
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-# Every variant the figures know (plan.variant names them): its label and colour, in the figures' order. A variant
-# not listed here, such as a normaliser registered in models/norms.py, still appears: after these, labelled by its
-# name, in a colour of its own (SPARE_COLOURS, chosen by the name).
-VARIANTS = (
-    ("none", "without BN", "#d95f02"),
-    ("batch", "with BN", "#1b9e77"),
-    ("noisy_batch", "noisy BN", "#7570b3"),
-    ("noisy_batch_channel", "noisy BN, one draw per channel", "#e6ab02"),
-    ("l1", "l1 norm", "#e7298a"),
-    ("l2", "l2 norm", "#66a61e"),
-    ("linf", "l-inf norm", "#a6761d"),
-    ("layer", "LayerNorm", "#1f78b4"),
-    ("batch_post", "BN after the nonlinearity", "#6a3d9a"),
-    ("batch_no_affine", "BN without γ, β", "#b15928"),
-    ("none_sigmoid", "sigmoid, without BN", "#fdbf6f"),
-    ("batch_sigmoid", "sigmoid, with BN", "#b2df8a"),
+# The variant and data names, shared with the report, for the figure modules (which import from here).
+from bnrepro.labels import (  # noqa: F401
+    STANDARD_VS_BN,
+    colour,
+    data_kind,
+    data_label,
+    label,
+    ordered,
+    provenance,
 )
-SPARE_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
-STANDARD_VS_BN = ["none", "batch"]  # the figures that compare these two alone
-_LABELS = {name: text for name, text, _ in VARIANTS}
-_COLOURS = {name: colour for name, _, colour in VARIANTS}
-
-
-def ordered(present) -> list[str]:
-    """The variants in `present` in the figures' order: the known ones first, then the others by name."""
-    present = {str(v) for v in present}
-    return [v for v in _LABELS if v in present] + sorted(present - set(_LABELS))
-
-
-def colour(variant: str) -> str:
-    return _COLOURS.get(variant) or SPARE_COLOURS[zlib.crc32(variant.encode()) % len(SPARE_COLOURS)]
 
 
 def palette(variants) -> dict[str, str]:
@@ -52,10 +31,6 @@ def setup() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 
 
-def label(variant: str) -> str:
-    return _LABELS.get(variant, variant)
-
-
 def seed_band(nseeds: int):
     """seaborn's errorbar: the mean with a ±1 sd band over several seeds, a plain line for one."""
     return "sd" if nseeds > 1 else None
@@ -65,38 +40,6 @@ def legend_with_labels(ax, **kwargs) -> None:
     """The legend with variant codes (none, batch, ...) spelled out for readers."""
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles, [label(lab) for lab in labels], **kwargs)
-
-
-DATA_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-
-
-def data_label(runs: pd.DataFrame, default: str = "MNIST") -> str:
-    """The dataset's name for a title, from runs.csv (`default` for results recorded before it kept `data`)."""
-    names = sorted(runs["data"].dropna().astype(str).unique()) if "data" in runs else []
-    return " + ".join(DATA_LABELS.get(n, n) for n in names) or default
-
-
-SYNTHETIC_DATA = {"linear"}  # data configs that generate their samples: "official" means nothing for them
-
-
-def data_kind(runs: pd.DataFrame) -> str:
-    """What the runs trained on: "synthetic", "official", "unofficial" or "mixed". A run that does not say whether
-    its data was official is not counted as official."""
-    if "data" in runs and runs["data"].astype(str).isin(SYNTHETIC_DATA).all():
-        return "synthetic"
-    official = runs.get("data_official", pd.Series([True])).fillna(False).astype(bool)
-    return "official" if official.all() else "unofficial" if not official.any() else "mixed"
-
-
-def provenance(runs: pd.DataFrame, extra: str = "") -> str:
-    """The footnote every figure carries: data, seeds, code version."""
-    seeds = runs["seed"].nunique() if "seed" in runs else "?"
-    commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
-    dirty = bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).any())
-    data = {"synthetic": "synthetic data", "official": "official data"}.get(data_kind(runs),
-                                                                             "UNOFFICIAL data (see README)")
-    code = f"code {', '.join(commits) or 'uncommitted'}{' +local changes' if dirty else ''}"
-    return f"{data} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")
 
 
 def layer_number(layer: str) -> int:

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bnrepro.figures.panels import at_shared_lr, percentiles_long, training_curves
+from bnrepro.figures.shared import at_shared_lr, percentiles_long, training_curves
 from bnrepro.figures.style import (
     colour,
     data_label,
@@ -94,7 +94,7 @@ def fig_norm_position(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> l
     return fig_variants(metrics, runs, out, variants=["none", "batch", "batch_post", "layer"])
 
 
-def fig_affine(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+def fig_affine_trajectories(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     """gamma and beta of every normalised layer over training: the 15th-85th percentile band over its units and
     the median (mean over seeds), and unit #0 in each seed."""
     if not has_metric(metrics, r"^gamma/"):

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pandas as pd
 
-from bnrepro.figures.style import data_kind
+from bnrepro.labels import data_kind
 from bnrepro.report.claims import KINDS, Claims, Figure
 from bnrepro.report.evaluate import RESULTS, Outcome
 from bnrepro.report.rollup import (

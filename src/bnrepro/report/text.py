@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 
-from bnrepro.figures.style import label
+from bnrepro.labels import label
 from bnrepro.report.evaluate import Outcome
 from bnrepro.report.schema import Claim
 

@@ -119,7 +119,7 @@ def ics_long(metrics: pd.DataFrame) -> pd.DataFrame:
     return d[d["stat"].isin(list(STATS))]
 
 
-def fig_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_ics", title: str = "") -> list[Path]:
+def draw_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str, title: str = "") -> list[Path]:
     """Rows: the l2 difference and the cosine; columns: each learning rate and probed layer; standard vs BN."""
     setup()
     d = ics_long(metrics)
@@ -174,7 +174,7 @@ def landscape_wide(metrics: pd.DataFrame) -> pd.DataFrame:
                          observed=True).reset_index()
 
 
-def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str = "fig_landscape",
+def draw_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str,
                   lr: float | None = None, variants: list[str] | None = None, title: str = "",
                   log: bool | tuple[bool, bool, bool] = PAPER_LOG) -> list[Path]:
     """Three panels vs step, one shaded min-max band per variant; `log`: a log y axis, for all panels or per panel
@@ -215,7 +215,7 @@ def gpred_by_eta(metrics: pd.DataFrame) -> pd.DataFrame:
     return d[["variant", "lr", "seed", "step", "eta", "value"]]
 
 
-def fig_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str, lr: float | None = None,
+def draw_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, name: str, lr: float | None = None,
                      variants: tuple[str, ...] = ("none", "batch"), log: bool = False, title: str = "") -> list[Path]:
     """Santurkar Fig 11: ‖∇L(w) − ∇L(w − ηg)‖ against η, one line per probed step, coloured early to late; seed 0."""
     setup()
