@@ -33,6 +33,12 @@ SUFFIX = $(if $(or $(replace),$(and $(filter $(REF_SEEDS),$(seeds)),$(if $(ARGS)
 SWEEP = $(RUN) experiments/train.py -m hydra/launcher=parallel seed=$(SEED_LIST)
 COLLECT = $(RUN) experiments/collect.py
 FIGURES = $(RUN) experiments/figures.py
+# Every experiment target is these two: `$(call sweep,NAME,CONFIG,OVERRIDES,PART)` runs configs/experiment/CONFIG.yaml
+# into runs/make/NAME-<settings>/ (PART: a sub-folder, for a target of several sweeps), then `$(call collect,NAME)`
+# gathers them into results/NAME/ and draws its figures. A comma inside OVERRIDES is written $(comma).
+comma := ,
+sweep = $(SWEEP) experiment=$(2) $(3) hydra.sweep.dir=runs/make/$(1)-$(TAG)$(if $(4),/$(4)) $(ARGS)
+collect = $(COLLECT) runs/make/$(1)-$(TAG) --out results/$(1)$(SUFFIX) && $(FIGURES) $(1)$(SUFFIX)
 
 # CIFAR-10: in this workplace only unofficial copies exist (README, CIFAR-10), used knowingly: the small CPU
 # configuration on the pixel-exact subset, the full protocol on the full-size lossy copy. Elsewhere: the official data.
@@ -60,99 +66,82 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the pinned dependencies (run by every target that needs it)
 
 mnist-bn: $(STAMP) ## MNIST MLP with and without BN (article Figs 2-4) -> results/mnist_bn/
-	$(SWEEP) experiment=mnist_bn hydra.sweep.dir=runs/make/mnist_bn-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_bn-$(TAG) --out results/mnist_bn$(SUFFIX)
-	$(FIGURES) mnist_bn$(SUFFIX)
+	$(call sweep,mnist_bn,mnist_bn)
+	$(call collect,mnist_bn)
 
 mnist-ioffe: $(STAMP) ## MNIST MLP at the settings Ioffe & Szegedy's curves imply (make search-mnist-ioffe) -> results/mnist_ioffe/
-	$(SWEEP) experiment=mnist_ioffe hydra.sweep.dir=runs/make/mnist_ioffe-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_ioffe-$(TAG) --out results/mnist_ioffe$(SUFFIX)
-	$(FIGURES) mnist_ioffe$(SUFFIX)
+	$(call sweep,mnist_ioffe,mnist_ioffe)
+	$(call collect,mnist_ioffe)
 
 mnist-lr-sweep: $(STAMP) ## final test accuracy vs learning rate, with and without BN -> results/mnist_lr_sweep/
-	$(SWEEP) experiment=mnist_lr_sweep hydra.sweep.dir=runs/make/mnist_lr_sweep-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_lr_sweep-$(TAG) --out results/mnist_lr_sweep$(SUFFIX)
-	$(FIGURES) mnist_lr_sweep$(SUFFIX)
+	$(call sweep,mnist_lr_sweep,mnist_lr_sweep)
+	$(call collect,mnist_lr_sweep)
 
 mnist-norm-position: $(STAMP) ## MNIST MLP, BN before vs after each sigmoid (article §C.2.6) -> results/mnist_norm_position/
-	$(SWEEP) experiment=mnist_norm_position hydra.sweep.dir=runs/make/mnist_norm_position-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_norm_position-$(TAG) --out results/mnist_norm_position$(SUFFIX)
-	$(FIGURES) mnist_norm_position$(SUFFIX)
+	$(call sweep,mnist_norm_position,mnist_norm_position)
+	$(call collect,mnist_norm_position)
 
 mnist-layernorm: $(STAMP) ## MNIST MLP, no norm vs BN vs LayerNorm (article §C.2.5) -> results/mnist_layernorm/
-	$(SWEEP) experiment=mnist_layernorm hydra.sweep.dir=runs/make/mnist_layernorm-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_layernorm-$(TAG) --out results/mnist_layernorm$(SUFFIX)
-	$(FIGURES) mnist_layernorm$(SUFFIX)
+	$(call sweep,mnist_layernorm,mnist_layernorm)
+	$(call collect,mnist_layernorm)
 
 mnist-affine: $(STAMP) ## MNIST MLP, BN with vs without gamma/beta, and their values over training -> results/mnist_affine/
-	$(SWEEP) experiment=mnist_affine hydra.sweep.dir=runs/make/mnist_affine-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_affine-$(TAG) --out results/mnist_affine$(SUFFIX)
-	$(FIGURES) mnist_affine$(SUFFIX)
+	$(call sweep,mnist_affine,mnist_affine)
+	$(call collect,mnist_affine)
 
 mnist-batch-size: $(STAMP) ## MNIST MLP, batch 8..1024 for 10k steps at one lr and at an lr scaled with the batch, with and without BN: the generalisation gap (article §C.2.2) -> results/mnist_batch_size/
-	$(SWEEP) experiment=mnist_batch_size hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG)/same_lr $(ARGS)
-	$(SWEEP) experiment=mnist_batch_size_scaled_lr hydra.sweep.dir=runs/make/mnist_batch_size-$(TAG)/scaled_lr $(ARGS)
-	$(COLLECT) runs/make/mnist_batch_size-$(TAG) --out results/mnist_batch_size$(SUFFIX)
-	$(FIGURES) mnist_batch_size$(SUFFIX)
+	$(call sweep,mnist_batch_size,mnist_batch_size,,same_lr)
+	$(call sweep,mnist_batch_size,mnist_batch_size_scaled_lr,,scaled_lr)
+	$(call collect,mnist_batch_size)
 
 mnist-shift: $(STAMP) ## MNIST MLP under covariate shift: BN's population vs batch vs re-estimated statistics (article §C.2.3-4) -> results/mnist_shift/
-	$(SWEEP) experiment=mnist_shift hydra.sweep.dir=runs/make/mnist_shift-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/mnist_shift-$(TAG) --out results/mnist_shift$(SUFFIX)
-	$(FIGURES) mnist_shift$(SUFFIX)
+	$(call sweep,mnist_shift,mnist_shift)
+	$(call collect,mnist_shift)
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
-	$(SWEEP) experiment=$(if $(full),cifar_bn,cifar_bn_small) $(CIFAR_DATA) hydra.sweep.dir=runs/make/cifar_bn-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/cifar_bn-$(TAG) --out results/cifar_bn$(SUFFIX)
-	$(FIGURES) cifar_bn$(SUFFIX)
+	$(call sweep,cifar_bn,$(if $(full),cifar_bn,cifar_bn_small),$(CIFAR_DATA))
+	$(call collect,cifar_bn)
 
 cifar-probes-cpu: $(STAMP) ## ICS, the loss landscape and lp normalisation where both VGGs train: 1/8 width, full-size data, 4,000 steps, lr 0.1 and 0.01 (Santurkar Figs 3a, 4, 11, 12) -> results/cifar_probes_cpu/
-	$(SWEEP) experiment=cifar_probes_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_probes_cpu-$(TAG) $(ARGS)
-	$(SWEEP) experiment=cifar_probes_cpu $(CIFAR_FULL_DATA) model.norm=l1,l2,linf optim.lr=0.1 trainer.ics_every=0 hydra.sweep.dir=runs/make/cifar_probes_cpu-$(TAG)/lp $(ARGS)
-	$(COLLECT) runs/make/cifar_probes_cpu-$(TAG) --out results/cifar_probes_cpu$(SUFFIX)
-	$(FIGURES) cifar_probes_cpu$(SUFFIX)
+	$(call sweep,cifar_probes_cpu,cifar_probes_cpu,$(CIFAR_FULL_DATA))
+	$(call sweep,cifar_probes_cpu,cifar_probes_cpu,$(CIFAR_FULL_DATA) model.norm=l1$(comma)l2$(comma)linf optim.lr=0.1 trainer.ics_every=0,lp)
+	$(call collect,cifar_probes_cpu)
 
 cifar-norm-variants: $(STAMP) ## small VGG: none, BN before and after the ReLU, LayerNorm (article §C.2.5-6 on a CNN) -> results/cifar_norm_variants/
-	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/pre $(ARGS)
-	$(SWEEP) experiment=cifar_norm_variants $(CIFAR_SMALL_DATA) model.norm=batch model.norm_position=post hydra.sweep.dir=runs/make/cifar_norm_variants-$(TAG)/post $(ARGS)
-	$(COLLECT) runs/make/cifar_norm_variants-$(TAG) --out results/cifar_norm_variants$(SUFFIX)
-	$(FIGURES) cifar_norm_variants$(SUFFIX)
+	$(call sweep,cifar_norm_variants,cifar_norm_variants,$(CIFAR_SMALL_DATA),pre)
+	$(call sweep,cifar_norm_variants,cifar_norm_variants,$(CIFAR_SMALL_DATA) model.norm=batch model.norm_position=post,post)
+	$(call collect,cifar_norm_variants)
 
 cifar-higher-lr: $(STAMP) ## small VGG: BN at x1/x5/x30 the lr, plain at x1/x5, sigmoid with/without BN (Ioffe §4.2) -> results/cifar_higher_lr/
-	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/relu $(ARGS)
-	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.norm=batch optim.lr=3.0 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/x30 $(ARGS)
-	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=batch optim.lr=0.5 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/sigmoid_bn $(ARGS)
-	$(SWEEP) experiment=cifar_higher_lr $(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=none optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_higher_lr-$(TAG)/sigmoid_none $(ARGS)
-	$(COLLECT) runs/make/cifar_higher_lr-$(TAG) --out results/cifar_higher_lr$(SUFFIX)
-	$(FIGURES) cifar_higher_lr$(SUFFIX)
+	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA),relu)
+	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA) model.norm=batch optim.lr=3.0,x30)
+	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=batch optim.lr=0.5,sigmoid_bn)
+	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=none optim.lr=0.1,sigmoid_none)
+	$(call collect,cifar_higher_lr)
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
-	$(SWEEP) experiment=$(if $(full),ics_full,ics) $(CIFAR_DATA) hydra.sweep.dir=runs/make/ics-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/ics-$(TAG) --out results/ics$(SUFFIX)
-	$(FIGURES) ics$(SUFFIX)
+	$(call sweep,ics,$(if $(full),ics_full,ics),$(CIFAR_DATA))
+	$(call collect,ics)
 
 landscape: $(STAMP) ## loss landscape along the gradient, VGG standard vs BN (Santurkar Figs 4, 11) -> results/landscape/
-	$(SWEEP) experiment=$(if $(full),landscape_full,landscape) $(CIFAR_DATA) hydra.sweep.dir=runs/make/landscape-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/landscape-$(TAG) --out results/landscape$(SUFFIX)
-	$(FIGURES) landscape$(SUFFIX)
+	$(call sweep,landscape,$(if $(full),landscape_full,landscape),$(CIFAR_DATA))
+	$(call collect,landscape)
 
 lp-norm: $(STAMP) ## VGG standard vs BN vs l1/l2/linf normalisation (Santurkar Figs 5, 6, 12) -> results/lp_norm/
-	$(SWEEP) experiment=$(if $(full),lp_norm_full,lp_norm) $(CIFAR_DATA) hydra.sweep.dir=runs/make/lp_norm-$(TAG) $(ARGS)
-	$(COLLECT) runs/make/lp_norm-$(TAG) --out results/lp_norm$(SUFFIX)
-	$(FIGURES) lp_norm$(SUFFIX)
+	$(call sweep,lp_norm,$(if $(full),lp_norm_full,lp_norm),$(CIFAR_DATA))
+	$(call collect,lp_norm)
 
 cifar-bn-cpu: $(STAMP) ## CIFAR-10 VGG at 1/8 width on the full-size training set, with noisy BN read both ways, LayerNorm and BN after the ReLU at lr 0.1; 3 h or more on 2 CPU cores -> results/cifar_bn_cpu/
-	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG) $(ARGS)
-	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=noisy_batch model.noise.draw=channel optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/noisy_channel $(ARGS)
-	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=layer optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/layer $(ARGS)
-	$(SWEEP) experiment=cifar_bn_cpu $(CIFAR_FULL_DATA) model.norm=batch model.norm_position=post optim.lr=0.1 hydra.sweep.dir=runs/make/cifar_bn_cpu-$(TAG)/post $(ARGS)
-	$(COLLECT) runs/make/cifar_bn_cpu-$(TAG) --out results/cifar_bn_cpu$(SUFFIX)
-	$(FIGURES) cifar_bn_cpu$(SUFFIX)
+	$(call sweep,cifar_bn_cpu,cifar_bn_cpu,$(CIFAR_FULL_DATA))
+	$(call sweep,cifar_bn_cpu,cifar_bn_cpu,$(CIFAR_FULL_DATA) model.norm=noisy_batch model.noise.draw=channel optim.lr=0.1,noisy_channel)
+	$(call sweep,cifar_bn_cpu,cifar_bn_cpu,$(CIFAR_FULL_DATA) model.norm=layer optim.lr=0.1,layer)
+	$(call sweep,cifar_bn_cpu,cifar_bn_cpu,$(CIFAR_FULL_DATA) model.norm=batch model.norm_position=post optim.lr=0.1,post)
+	$(call collect,cifar_bn_cpu)
 
 dln: $(STAMP) ## 25-layer deep linear network, every normalisation (Santurkar Figs 3b, 5, 10, 11, 13) -> results/dln/
-	$(SWEEP) experiment=dln hydra.sweep.dir=runs/make/dln-$(TAG)/lr1e-6 $(ARGS)
-	$(SWEEP) experiment=dln_lr1e-7 hydra.sweep.dir=runs/make/dln-$(TAG)/lr1e-7 $(ARGS)
-	$(COLLECT) runs/make/dln-$(TAG) --out results/dln$(SUFFIX)
-	$(FIGURES) dln$(SUFFIX)
+	$(call sweep,dln,dln,,lr1e-6)
+	$(call sweep,dln,dln_lr1e-7,,lr1e-7)
+	$(call collect,dln)
 
 figures: $(STAMP) ## redraw every figure from stored metrics in results/ (no training)
 	$(RUN) experiments/figures.py
@@ -173,8 +162,9 @@ notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when mis
 bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, a 30-run sweep) -> results/bench/*.json (~30 minutes)
 	$(RUN) benchmarks/bench.py
 
-test: $(STAMP) ## the unit and integration tests (about a minute or two on 2 cores)
-	$(BIN)/pytest -m "unit or integration" -q
+# Two worker processes (pytest-xdist): about a minute on 2 cores, against about two in one process.
+test: $(STAMP) ## the unit and integration tests (about a minute on 2 cores)
+	$(BIN)/pytest -m "unit or integration" -q -n 2
 
 lint: $(STAMP) ## ruff, configured in pyproject.toml (CI runs it; .pre-commit-config.yaml runs it on each commit)
 	$(BIN)/ruff check .
