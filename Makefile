@@ -38,7 +38,10 @@ FIGURES = $(RUN) experiments/figures.py
 # gathers them into results/NAME/ and draws its figures. A comma inside OVERRIDES is written $(comma).
 comma := ,
 sweep = $(SWEEP) experiment=$(2) $(3) hydra.sweep.dir=runs/make/$(1)-$(TAG)$(if $(4),/$(4)) $(ARGS)
-collect = $(COLLECT) runs/make/$(1)-$(TAG) --out results/$(1)$(SUFFIX) && $(FIGURES) $(1)$(SUFFIX)
+define collect
+$(COLLECT) runs/make/$(1)-$(TAG) --out results/$(1)$(SUFFIX)
+$(FIGURES) $(1)$(SUFFIX)
+endef
 
 # CIFAR-10: in this workplace only unofficial copies exist (README, CIFAR-10), used knowingly: the small CPU
 # configuration on the pixel-exact subset, the full protocol on the full-size lossy copy. Elsewhere: the official data.
@@ -157,7 +160,7 @@ report: $(STAMP) ## results/REPORT.md: every claim of configs/claims.yaml judged
 
 notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when missing, and open notebooks/
 	@$(RUN) -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: how containers and CI run
 
 bench: $(STAMP) ## speed figures (MNIST, CIFAR, landscape probe, a 30-run sweep) -> results/bench/*.json (~30 minutes)
 	$(RUN) benchmarks/bench.py

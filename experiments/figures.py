@@ -7,13 +7,15 @@ Which figures a folder gets is named by its experiment's config (`figures:` in c
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
 
-from bnrepro import figures
+from bnrepro import EXIT_REFUSED, figures
 from bnrepro.collect import summarize, summarize_variants
+from bnrepro.io_utils import unwritable_reason
 
 matplotlib.use("Agg")  # files only, with or without a display
 
@@ -29,10 +31,15 @@ def main() -> None:
     names = args.names or sorted(f.parent.name for f in args.results.glob("*/metrics.parquet"))
     if not names:
         raise SystemExit(f"no stored metrics under {args.results}: run `make mnist-bn` first")
-    for name in names:
+    for name in names:  # every folder checked before any is drawn
         folder = args.results / name
         if not (folder / "metrics.parquet").is_file():
             raise SystemExit(f"{folder}/metrics.parquet not found: run the experiment first (see `make help`)")
+        if (reason := unwritable_reason(folder)) is not None:
+            print(f"figures: cannot write the figures of {folder}: {reason}", file=sys.stderr)
+            sys.exit(EXIT_REFUSED)
+    for name in names:
+        folder = args.results / name
         results = figures.load(folder)
         spec = figures.spec(figures.experiment_of(results))
         s = summarize(results.metrics, results.runs, **spec.summary)

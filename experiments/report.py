@@ -10,6 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from bnrepro import EXIT_REFUSED
+from bnrepro.io_utils import unwritable_reason
 from bnrepro.report import VERDICTS, ClaimsError, build
 from bnrepro.report.html import to_html
 
@@ -21,11 +23,15 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=ROOT / "results", help="folder holding results/<name>/")
     p.add_argument("--claims", type=Path, default=ROOT / "configs" / "claims.yaml")
     args = p.parse_args()
+    for folder in (args.results, args.results / "report"):  # before anything is judged or written
+        if (reason := unwritable_reason(folder)) is not None:
+            print(f"report: cannot write {folder}: {reason}", file=sys.stderr)
+            sys.exit(EXIT_REFUSED)
     try:
         pages, outcomes = build(args.results, args.claims)
     except (ClaimsError, FileNotFoundError) as e:
         print(f"report: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_REFUSED)
     folder = args.results / "report"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in set(folder.glob("*.md")) - {args.results / name for name in pages}:

@@ -8,7 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from bnrepro import BnreproError
+from bnrepro import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_UNWRITABLE, BnreproError, unwritable
 from bnrepro.loop import Interrupted
 from bnrepro.run import train
 
@@ -17,13 +17,20 @@ log = logging.getLogger("bnrepro")
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        info = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        info = train(cfg, run_dir)
     except BnreproError as e:
         log.error("%s", e)
-        sys.exit(2)
+        sys.exit(EXIT_REFUSED)
     except Interrupted:  # the run said where it stopped and how to resume, in one line
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as e:
+        if not unwritable(e):
+            raise
+        log.error("cannot write %s: %s. Free space (or make the folder writable); the same command then resumes "
+                  "from the run's last checkpoint", e.filename or run_dir, e.strerror)
+        sys.exit(EXIT_UNWRITABLE)
     return info.get("final_test_acc")  # what a Hydra sweeper optimises
 
 

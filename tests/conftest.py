@@ -86,7 +86,7 @@ def small_overrides(data: dict, steps: int = 200) -> list[str]:
             "trainer.probe_every=20", "logger=none", *data["overrides"]]
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300, env_extra: dict | None = None):
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 1800, env_extra: dict | None = None):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
     return subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *args], cwd=cwd,

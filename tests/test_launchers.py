@@ -54,7 +54,7 @@ def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path,
     cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), "-m", *common, "hydra/launcher=submitit_local",
            f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    run, deadline = None, time.time() + 180
+    run, deadline = None, time.time() + 1200
     while run is None and time.time() < deadline:
         logs = list(sweep.glob("*/train.log"))
         if logs and "step 1000/" in logs[0].read_text():
@@ -62,7 +62,7 @@ def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path,
         time.sleep(0.1)
     assert run is not None, "the job did not get under way"
     os.kill(json.loads((run / "run.json").read_text())["pid"], signal.SIGUSR2)
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=1800)
     assert proc.returncode == 0, out[-3000:]
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and 1000 <= info["resumed_from_step"] < 3000

@@ -19,8 +19,16 @@ def test_notebook_cells_run(path, monkeypatch):
     scope: dict = {}
     code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
     assert code
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     for cell in code:  # any exception (a renamed metric, a moved results file) fails the test
         exec(compile("".join(cell["source"]), path.name, "exec"), scope)
+    # The plot cells leave their figures for Jupyter to show (the figures code neither closes nor swaps the
+    # backend: tests/test_failures.py checks the backend in a fresh process).
+    assert plt.get_fignums(), f"{path.name}: no cell drew a figure"
+    assert all(plt.figure(n).axes for n in plt.get_fignums())
+    plt.close("all")
 
 
 def test_explore_results_judges_a_claim_on_the_users_own_runs(tmp_path, monkeypatch):

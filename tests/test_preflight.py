@@ -14,6 +14,11 @@ from tests.conftest import make_cfg, run_cli
     ("trainer.max_steps=0", "trainer.max_steps=0 must be >= 1"),
     ("model.norm=foo", "model.norm='foo' is not one of"),
     ("probe.layers=[layer7]", "probe.layers="),
+    ("probe.layers=[]", "probe.layers=[] names no layer"),
+    ("optim.lr=inf", "optim.lr=inf must be a finite number"),
+    ("+trainer.max_step=2000", "+trainer.max_step adds a key that no config of this project reads (did you mean "
+                               "trainer.max_steps?)"),
+    ("trainer.batch_size=100000", "trainer.batch_size=100000 is larger than the training set (60000)"),
 ])
 def test_a_bad_value_exits_2_before_any_folder(tmp_path, override, message):
     run_dir = tmp_path / "run"

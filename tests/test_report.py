@@ -139,12 +139,16 @@ def test_fewer_seeds_than_required_is_inconclusive(tmp_path):
 
 
 @pytest.mark.unit
-def test_missing_results_or_metric_is_not_run_with_its_command(tmp_path):
+def test_missing_results_are_not_run_with_their_command_and_an_unrecorded_metric_is_refused(tmp_path):
     claims = BN_HIGHER + row("toy.probe").replace("test/acc", "landscape/gpred_max")
     path = write_claims(tmp_path / "claims.yaml", claims)
     pages, outs = build(tmp_path / "results", path)  # no results folder at all
     assert [o.verdict for o in outs] == ["not run", "not run"] and "`make toy seeds=3`" in pages["report/toy_fig.md"]
-    assert verdicts(tmp_path, claims, HIGH) == {"toy.higher": "reproduced", "toy.probe": "not run"}
+    with pytest.raises(ClaimsError, match="toy.probe: metric 'landscape/gpred_max' is recorded by no stored result"):
+        verdicts(tmp_path, claims, HIGH)
+    misspelt = BN_HIGHER + row("toy.typo").replace("metric: test/acc", "metric: test/accc")
+    with pytest.raises(ClaimsError, match=r"toy.typo: metric 'test/accc' .*did you mean test/acc\?"):
+        verdicts(tmp_path, misspelt, HIGH)
 
 
 @pytest.mark.unit

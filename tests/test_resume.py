@@ -31,7 +31,7 @@ def start_and_stop(run_dir, overrides, at_step: int, sig) -> subprocess.Complete
         if f"step {at_step}/" in line:
             proc.send_signal(sig)
             break
-    rest, _ = proc.communicate(timeout=120)
+    rest, _ = proc.communicate(timeout=1200)
     return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + rest, "")
 
 
@@ -114,7 +114,7 @@ def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_p
         if "model.norm=batch" in line and "step 250/" in line:
             proc.send_signal(signal.SIGTERM)
             break
-    proc.communicate(timeout=120)
+    proc.communicate(timeout=1200)
     assert json.loads((job(sweep, "model.norm=batch") / "run.json").read_text())["status"] == "interrupted"
     skipped: list[str] = []
     _, runs = load_runs([sweep], skipped)

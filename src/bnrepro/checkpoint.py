@@ -5,14 +5,23 @@ the CPU (tests/test_resume.py)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import torch
 
-from bnrepro.io_utils import replace_atomic
+from bnrepro import BnreproError
+from bnrepro.io_utils import save_torch
 from bnrepro.models import NoisyBatchNorm
 
 FILE = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"  # the one before, kept until the next is in place: what a damaged FILE falls back to
+log = logging.getLogger("bnrepro")
+
+
+class CheckpointError(BnreproError):
+    """A checkpoint that cannot be read, with no earlier one that can."""
 
 
 def generators(model: torch.nn.Module, extra: dict[str, torch.Generator]) -> dict[str, torch.Generator]:
@@ -45,12 +54,44 @@ def save(path: Path, step: int, config: str, loop) -> None:
         "rng": {name: g.get_state() for name, g in loop.streams.items()},
         "torch_rng": torch.get_rng_state(),
     }
-    replace_atomic(Path(path), lambda tmp: torch.save(state, tmp))
+    path = Path(path)
+
+    def keep_previous() -> None:  # the new one is complete: the current one becomes the previous one
+        if path.is_file():
+            os.replace(path, path.with_name(PREVIOUS))
+
+    save_torch(state, path, before_replace=keep_previous)
 
 
 def load(path: Path) -> dict | None:
+    """The checkpoint in `path`, or the previous one beside it when `path` is damaged (truncated, say, by a full disk
+    or a copy cut short); None when there is none. CheckpointError names the file and the choices when neither
+    loads."""
     path = Path(path)
-    return upgrade(torch.load(path, map_location="cpu", weights_only=False)) if path.is_file() else None
+    damaged = []
+    for candidate in (path, path.with_name(PREVIOUS)):
+        if not candidate.is_file():
+            continue
+        try:
+            state = upgrade(torch.load(candidate, map_location="cpu", weights_only=False))
+        except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, KeyError... for damaged files
+            damaged.append(f"{candidate} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})")
+            continue
+        if damaged:
+            log.warning("%s cannot be read: resuming from the previous checkpoint, %s (step %d)", damaged[0],
+                        candidate.name, state["step"])
+        return state
+    if damaged:
+        raise CheckpointError(f"damaged checkpoint: {damaged[0]}: force=true starts this run again from step 0 in "
+                              f"its folder, or remove {path.name} to do the same")
+    return None
+
+
+def remove(path: Path) -> None:
+    """A finished run's checkpoints (the last one and the one before)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    path.with_name(PREVIOUS).unlink(missing_ok=True)
 
 
 def upgrade(state: dict) -> dict:

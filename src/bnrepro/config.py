@@ -6,6 +6,8 @@ struct mode. plan.resolve calls `validate`, then decides what the run does.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from omegaconf import DictConfig
 
@@ -33,8 +35,8 @@ def _number(cfg: DictConfig, key: str, *, low=None, high=None, low_open=False, i
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{key}={value!r} must be {'an integer' if integer else 'a number'}")
-    if value != value:  # NaN
-        raise ConfigError(f"{key}={value!r} must be a number")
+    if not math.isfinite(value):  # NaN, inf: no setting of this project means either
+        raise ConfigError(f"{key}={value!r} must be a finite number")
     if low is not None and (value <= low if low_open else value < low):
         raise ConfigError(f"{key}={value!r} must be {'>' if low_open else '>='} {low}")
     if high is not None and value > high:
@@ -129,6 +131,8 @@ def validate(cfg: DictConfig) -> None:
             _flag(cfg, "probe.affine")
         layers = cfg.probe.layers
         taps = [f"layer{i}" for i in range(1, len(widths) + 1)]  # the names models' taps() give their layers
+        if layers is not None and not isinstance(layers, str) and len(layers) == 0:
+            raise ConfigError("probe.layers=[] names no layer: null probes every layer, trainer.probe_every=0 none")
         if layers is not None and (isinstance(layers, str) or not all(n in taps for n in layers)):
             raise ConfigError(f"probe.layers={layers!r} must be null or a list of this model's layer names "
                               f"({taps[0]}..{taps[-1]})")

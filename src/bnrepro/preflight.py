@@ -4,6 +4,7 @@ one line naming the key, and leaves no folder behind. Wired in configs/train.yam
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -14,27 +15,52 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from bnrepro import BnreproError, ConfigError
+from bnrepro import EXIT_REFUSED, BnreproError, ConfigError
 from bnrepro.config import validate_against_data
 from bnrepro.data import sizes
+from bnrepro.io_utils import unwritable_reason
+from bnrepro.paths import PROJECT_ROOT
 from bnrepro.plan import resolve
+from bnrepro.runfolder import busy_message, holder
+from bnrepro.signals import LAUNCHER_ENV
+
+GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()}
 
 
 def fail(message: str) -> None:
     print(f"bnrepro: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(EXIT_REFUSED)
+
+
+def keys(node, prefix: str = "") -> list[str]:
+    """Every dotted key of a config."""
+    out = []
+    for k in node:
+        path = f"{prefix}{k}"
+        out.append(path)
+        if isinstance(node.get(k), DictConfig):
+            out += keys(node[k], f"{path}.")
+    return out
+
+
+def check_additions(config: DictConfig, loader) -> None:
+    """`+key=value` adds a key, and every key this project reads is already in its config groups: an added one is a
+    typo (Hydra's own error for a misspelt key suggests the `+`), which would otherwise be accepted and ignored."""
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(config.hydra.overrides.task))
+    for o in parsed:
+        key = o.key_or_group
+        if o.is_add() and key.split(".")[0] != "hydra" and key.split("/")[0] not in GROUPS:
+            known = [k for k in keys(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
+                     if k != key]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            fail(f"+{key} adds a key that no config of this project reads{hint}: set an existing key, without the +")
 
 
 def check_writable(key: str, folder: str) -> None:
-    """The folder exists and is writable, or its nearest existing parent is a writable folder."""
-    path = Path(folder).expanduser().absolute()
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    # The mode bits as well: root may write anywhere, but a folder made read-only is meant to stay untouched.
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or not probe.stat().st_mode & 0o222:
-        what = "is not a folder" if not probe.is_dir() else "is not writable"
-        raise ConfigError(f"{key}={folder} cannot be created: {probe} {what}")
+    reason = unwritable_reason(Path(folder))
+    if reason is not None:
+        raise ConfigError(f"{key}={folder} cannot be created: {reason}")
 
 
 def check(cfg: DictConfig, key: str, folder: str, job: str = "", seen: dict | None = None) -> None:
@@ -53,14 +79,21 @@ def check(cfg: DictConfig, key: str, folder: str, job: str = "", seen: dict | No
 
 class Preflight(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        """A single run: checked before Hydra creates hydra.run.dir."""
+        """A single run: checked before Hydra creates hydra.run.dir (or writes into it, when another process runs the
+        same job there)."""
+        check_additions(config, GlobalHydra.instance().config_loader())
         check(config, "hydra.run.dir", config.hydra.run.dir)
+        pid = holder(Path(config.hydra.run.dir))
+        if pid is not None:
+            fail(busy_message(Path(config.hydra.run.dir), pid))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         """A sweep: every job composed as the basic sweeper will compose it (the grid of hydra.sweeper.params and
         the command line) and checked before the sweep folder exists, so one bad job stops the sweep before any
-        job has run."""
+        job has run. The workers the launcher starts inherit its pid, and end with it (signals.end_with_launcher)."""
         loader = GlobalHydra.instance().config_loader()
+        check_additions(config, loader)
+        os.environ[LAUNCHER_ENV] = str(os.getpid())
         params = config.hydra.sweeper.get("params") or {}
         arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)

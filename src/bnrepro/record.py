@@ -17,11 +17,15 @@ log = logging.getLogger("bnrepro")
 class StepLog:
     """Every step's training loss and correct count, kept on the device (no host sync inside a step). A step only
     appends its loss, logits and labels (~1 us; writing a loss and a correct count per step cost ~11 us);
-    reduce() turns the pending ones into `losses` and `correct` a window at a time."""
+    reduce() turns the pending ones into `losses` and `correct` a window at a time. The buffers grow as steps are
+    recorded (doubling, up to the run's length): a run asked for 10^9 steps holds only the steps it has done."""
+
+    FIRST = 1 << 16  # steps the buffers hold at first (768 KB)
 
     def __init__(self, steps: int, device: torch.device, classification: bool):
-        self.losses = torch.zeros(steps, device=device)
-        self.correct = torch.zeros(steps, dtype=torch.int64, device=device)
+        self.steps = steps
+        self.losses = torch.zeros(min(steps, self.FIRST), device=device)
+        self.correct = torch.zeros(min(steps, self.FIRST), dtype=torch.int64, device=device)
         self.classification = classification
         self.recorded = 0
         self._losses: list[torch.Tensor] = []
@@ -34,10 +38,21 @@ class StepLog:
             self._outs.append(out.detach())
             self._labels.append(y)
 
+    def _reserve(self, n: int) -> None:
+        """Room for n steps: the buffers at least doubled, never past the run's length."""
+        if n > len(self.losses):
+            size = min(max(n, 2 * len(self.losses)), max(n, self.steps))
+            for name in ("losses", "correct"):
+                old = getattr(self, name)
+                new = old.new_zeros(size)
+                new[: len(old)] = old
+                setattr(self, name, new)
+
     def reduce(self) -> None:
         if not self._losses:
             return
         window = slice(self.recorded, self.recorded + len(self._losses))
+        self._reserve(window.stop)
         self.losses[window] = torch.stack(self._losses)
         if self._outs:  # every batch has the same size (BatchSampler drops an epoch's last incomplete one)
             self.correct[window] = (torch.stack(self._outs).argmax(2) == torch.stack(self._labels)).sum(1)
@@ -52,6 +67,7 @@ class StepLog:
 
     def load_state_dict(self, state: dict) -> None:
         n = len(state["losses"])
+        self._reserve(n)
         self.losses[:n] = state["losses"].to(self.losses.device)
         self.correct[:n] = state["correct"].to(self.correct.device)
         self.recorded = n

@@ -1,18 +1,16 @@
-"""One run: its folder and files, its status, signals, the device, and the objects the loop is built from.
+"""One run: its folder and files, its status, the device, and the objects the loop is built from.
 
 run.json exists from the start (status `running`) and ends `completed`, `diverged`, `interrupted` or `failed`. The
 loop checkpoints every trainer.checkpoint_every steps and when a signal comes (Ctrl-C, SIGTERM, SIGUSR1/2); running
-the same command again resumes from the checkpoint, and a finished run is skipped unless force=true."""
+the same command again resumes from the checkpoint, and a finished run is skipped unless force=true. One process at a
+time: the run holds its folder's lock (runfolder.py) from before its first read to after its last write."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import signal
-import threading
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,14 +23,17 @@ from bnrepro.config import validate_against_data
 from bnrepro.data import BatchSampler, generator, load_dataset
 from bnrepro.data import sizes as data_sizes
 from bnrepro.evaluation import LOSSES, Measurements, StepProbes
+from bnrepro.io_utils import save_torch
 from bnrepro.logger import NullLogger, build_logger
 from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
-from bnrepro.plan import resolve
+from bnrepro.plan import Plan, resolve
 from bnrepro.record import Record, StepLog
+from bnrepro.runfolder import FolderLock, remove_leftovers
 from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
+from bnrepro.signals import Stop, end_with_launcher, signals_stop
 
 log = logging.getLogger("bnrepro")
 FINISHED = ("completed", "diverged")
@@ -62,48 +63,24 @@ def sweep_dir() -> Path | None:
         return None
 
 
-class Stop:
-    """Set by a signal handler; the loop stops at the next step boundary (a checkpoint is written first). `chain`:
-    the handler the signal had before the run (submitit's, which requeues the job), called once the run has written
-    everything."""
-
-    signal: str | None = None
-    signum: int | None = None
-    chain = None
-
-
-@contextmanager
-def signals_stop(stop: Stop):
-    """Ctrl-C, SIGTERM (a scheduler), SIGUSR1 or SIGUSR2 (SLURM before preemption or the time limit; submitit's
-    default is USR2) ask the loop to stop after the current step. A second Ctrl-C stops at once: the last checkpoint
-    is what a resume then starts from."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if stop.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.signal, stop.signum = signal.Signals(signum).name, signum
-        chain = previous.get(signum)
-        foreign = callable(chain) and chain is not signal.default_int_handler
-        stop.chain = chain if foreign else None
-
-    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
-    previous = {s: signal.signal(s, handler) for s in wanted}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Run one job, or resume or skip it; return its run.json content. A bad config value raises ConfigError
-    before anything is written; any later failure raises after writing what the run has."""
+    before anything is written, and a folder another process holds raises FolderBusy; any later failure raises
+    after writing what the run has."""
     plan = resolve(cfg, run_name())
     validate_against_data(cfg, data_sizes(cfg.data))
-    run_dir, config = Path(run_dir), config_text(cfg)
+    run_dir = Path(run_dir)
+    end_with_launcher()  # a sweep worker stops with its launcher, however the launcher ends
+    with FolderLock(run_dir):
+        remove_leftovers(run_dir)
+        try:
+            return _train(cfg, plan, run_dir)
+        finally:
+            remove_leftovers(run_dir)
+
+
+def _train(cfg: DictConfig, plan: Plan, run_dir: Path) -> dict:
+    config = config_text(cfg)
     previous = read_json(run_dir / "run.json")
     if previous and previous.get("status") in FINISHED and not plan.force:
         stored = run_dir / "config_resolved.yaml"
@@ -117,7 +94,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         raise ConfigError(f"{run_dir} holds a checkpoint of another config: force=true starts this run again there, "
                           "fresh=true starts it in a new folder")
     t_start = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     save_code_diff(run_dir)
     info: dict = {"status": "running", "started_at": now(), "run_dir": str(run_dir), **environment()}
@@ -125,6 +101,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         info["resumed_from_step"] = state["step"]
     write_json(run_dir / "run.json", info)
     store, logger, loop, stop = MetricStore(plan.identity), NullLogger(), None, Stop()
+    stop.abort = lambda: write_json(run_dir / "run.json", {
+        **info, "status": "interrupted", "error": "interrupted: a second Ctrl-C", "finished_at": now()})
+    raised = False  # an exception is on its way out: a failed last write must not replace it
     try:
         with signals_stop(stop):
             loop = build(cfg, plan, run_dir, config, store, stop, info)
@@ -138,30 +117,44 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         info.update(status="interrupted", error=f"interrupted: {e}")
         log.warning("[%s] interrupted (%s): metrics and a checkpoint at step %d are in %s; the same command resumes "
                     "from there", plan.name, e.signal, e.step, run_dir)
+        raised = True
         raise
     except KeyboardInterrupt:
         info.update(status="interrupted", error="interrupted")
+        raised = True
         raise
     except Exception as e:
         info.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        raised = True
         raise
     finally:
         finished = info["status"] in FINISHED
         if loop is not None:
             info.update(loop.record.summary(loop.steps_done, finished), timings=timings(loop))
+        info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
+        unwritten = None  # a full or read-only disk: run.json still says so, where it can be written
+        try:
             if finished:
                 # On the CPU: a GPU run's weights then load anywhere (and VGG-16's are not kept as 59 MB of CUDA
                 # tensors).
-                torch.save({k: v.cpu() for k, v in loop.model.state_dict().items()}, run_dir / "model_final.pt")
-                (run_dir / checkpoint.FILE).unlink(missing_ok=True)
-        info.update(finished_at=now(), wall_time_s=round(time.perf_counter() - t_start, 3))
-        store.write(run_dir / "metrics.parquet")
-        write_json(run_dir / "run.json", info)
-        logger.finish(exit_code=0 if finished else 1, summary={k: info.get(k) for k in SUMMARY_KEYS})
+                save_torch({k: v.cpu() for k, v in loop.model.state_dict().items()}, run_dir / "model_final.pt")
+            store.write(run_dir / "metrics.parquet")
+            if finished:
+                checkpoint.remove(run_dir / checkpoint.FILE)
+        except OSError as e:
+            unwritten, finished = e, False
+            info.update(status="failed", error=f"{type(e).__name__}: {e}")
+        try:
+            write_json(run_dir / "run.json", info)
+            logger.finish(exit_code=0 if finished else 1, summary={k: info.get(k) for k in SUMMARY_KEYS})
+        except OSError as e:
+            unwritten = unwritten or e
         if finished:
             log.info("[%s] %s: %s", plan.name, info["status"], run_dir)
         elif stop.chain is not None:  # e.g. submitit on a cluster: requeue the job, which then resumes here
             stop.chain(stop.signum, None)
+        if unwritten is not None and not raised:
+            raise unwritten  # training itself went well: the write that failed is the error to report
     return info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -94,4 +95,15 @@ def read_json(path: Path) -> dict | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    replace_atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+    """Atomically; on a full disk, in place over the file it replaces (whose blocks are already allocated), so that a
+    run's status can still say `failed` when nothing new fits."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    path = Path(path)
+    try:
+        replace_atomic(path, lambda tmp: tmp.write_text(text))
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+            raise
+        with open(path, "r+") as f:
+            f.write(text)
+            f.truncate()

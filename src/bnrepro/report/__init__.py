@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import pandas as pd
@@ -27,12 +28,29 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     return pd.read_parquet(metrics_file), pd.read_csv(runs_file)
 
 
+def check_metrics(claims: Claims, stored: dict[str, Stored | None]) -> None:
+    """Every metric a row reads is one that some stored result records: a misspelt name is refused (ClaimsError,
+    naming the row and the closest name) rather than judged "not run". Rows of results not yet made are checked
+    against the names the others record."""
+    known = set().union(*(s.metric_names() for s in stored.values() if s is not None))
+    if not known:
+        return
+    for c in claims.claims:
+        reads = [c.metric, c.minus, c.over, (c.x or {}).get("metric"), *(r.metric for r in c.requires)]
+        for name in filter(None, reads):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ClaimsError(f"{c.id}: metric {name!r} is recorded by no stored result{hint}")
+
+
 def build(results_dir: Path, claims_file: Path) -> tuple[dict[str, str], list[Outcome]]:
     claims = load_all(claims_file)
     stored: dict[str, Stored | None] = {}
     for name in sorted({f.results for f in claims.figures}):
         found = read_results(Path(results_dir) / name)
         stored[name] = Stored(*found) if found else None
+    check_metrics(claims, stored)
     outcomes = [judge(c, stored[c.figure.results]) for c in claims.claims]
     runs = {name: s.runs if s else None for name, s in stored.items()}
     images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in claims.figures}

@@ -45,6 +45,16 @@ class Stored:
             if split == "probe" and metric.startswith("landscape/eta/") and metric.endswith("/gpred"):
                 self._etas.setdefault(run_id, []).append(metric.split("/")[2])
 
+    def metric_names(self) -> set[str]:
+        """The names a claim can read here: the stored ones ('test/acc', probes as 'landscape/beta') and those
+        computed from them (_derived)."""
+        names = {f"{split}/{metric}" for _, split, metric in self._series}
+        names |= {metric for _, split, metric in self._series if split == "probe"}  # probes also by their own name
+        if "landscape/gnorm" in names:
+            names |= {"landscape/loss_range_rel", "landscape/beta_eta"}
+            names |= {n.removesuffix("/gpred") + "/rel" for n in names if n.startswith("landscape/eta/")}
+        return names
+
     def fingerprint(self, run_id: str) -> tuple:
         """The same run stored in two results folders has the same seed and training curve."""
         return self.fingerprints.get(run_id, (run_id,))
