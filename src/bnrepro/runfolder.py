@@ -16,6 +16,12 @@ class FolderBusy(BnreproError):
     """Another process holds the run folder."""
 
 
+def _pid(text: bytes) -> int:
+    """The pid a lock file holds, or -1 when it holds none (written by a process that has not got that far)."""
+    text = text.decode(errors="replace").strip()
+    return int(text) if text.isdigit() else -1
+
+
 def holder(folder: Path) -> int | None:
     """The pid that holds the folder's lock, or None when no live process does (a lock left by a killed process is
     released with it: the kernel drops an flock when its holder dies)."""
@@ -26,8 +32,7 @@ def holder(folder: Path) -> int | None:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = f.read().decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+            return _pid(f.read())
         fcntl.flock(f, fcntl.LOCK_UN)
     return None
 
@@ -52,9 +57,9 @@ class FolderLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.read(fd, 32).decode(errors="replace").strip()
+            pid = _pid(os.read(fd, 32))
             os.close(fd)
-            raise FolderBusy(busy_message(self.folder, int(text) if text.isdigit() else -1)) from None
+            raise FolderBusy(busy_message(self.folder, pid)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd

@@ -33,9 +33,21 @@ def official_md5s() -> dict[str, str]:
     return dict(CIFAR10.train_list + CIFAR10.test_list + [(CIFAR10.meta["filename"], CIFAR10.meta["md5"])])
 
 
+def _archive(cfg: DictConfig, root: Path) -> Path:
+    """data.archive: absolute, or relative to the data root."""
+    archive = Path(cfg.archive).expanduser()
+    return archive if archive.is_absolute() else root / archive
+
+
+def _extracted(archive: Path, cache_dir: Path) -> Path:
+    """Where `archive` is unpacked in the cache (keyed by its SHA-256): the folder above cifar-10-batches-py, complete
+    once it holds `.complete`."""
+    return cache_dir / "cifar10" / _file_digest(archive, "sha256")[:16]
+
+
 def _extract(archive: Path, cache_dir: Path) -> Path:
-    """Unpack `archive` once into the cache (keyed by its SHA-256); return the folder above cifar-10-batches-py."""
-    target = cache_dir / "cifar10" / _file_digest(archive, "sha256")[:16]
+    """Unpack `archive` once into the cache; return the folder above cifar-10-batches-py."""
+    target = _extracted(archive, cache_dir)
     if (target / ".complete").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,8 +85,7 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
     root = Path(cfg.root).expanduser().resolve()
     allow = bool(cfg.get("allow_unofficial", False))
     if cfg.get("archive"):
-        archive = Path(cfg.archive).expanduser()
-        archive = archive if archive.is_absolute() else root / archive
+        archive = _archive(cfg, root)
         if not archive.is_file():
             raise DataError(f"data.archive={cfg.archive!r}: no file at {archive}")
         base_root = _extract(archive, Path(cfg.cache_dir).expanduser().resolve())
@@ -105,13 +116,12 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
 def cifar10_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
     """(training samples, test samples, channels) from the batches' labels, before anything is loaded; None while
     the folder does not exist yet (an archive not yet extracted, a download to come)."""
-    root = Path(cfg.root).expanduser()
+    root = Path(cfg.root).expanduser().resolve()
     if cfg.get("archive"):
-        archive = Path(cfg.archive).expanduser()
-        archive = archive if archive.is_absolute() else root / archive
+        archive = _archive(cfg, root)
         if not archive.is_file():
             return None
-        root = Path(cfg.cache_dir).expanduser() / "cifar10" / _file_digest(archive, "sha256")[:16]
+        root = _extracted(archive, Path(cfg.cache_dir).expanduser().resolve())
         if not (root / ".complete").is_file():
             return None
     from torchvision.datasets import CIFAR10
