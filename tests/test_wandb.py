@@ -1,13 +1,15 @@
 """W&B: offline by default, one run per job holding the logged keys; unreachable online mode falls back."""
 
 import json
+import signal
 import struct
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +121,26 @@ def test_a_sweeps_runs_sit_side_by_side_named_by_their_overrides(tmp_path, mnist
     assert len(files) == 2
     names = {r.run.display_name for f in files for r in wandb_records(f) if r.WhichOneof("record_type") == "run"}
     assert names == {"model.norm=none,trainer.max_steps=20", "model.norm=batch,trainer.max_steps=20"}
+
+
+def test_a_resumed_offline_run_continues_one_wandb_run(tmp_path, mnist_data):
+    """Killed after its checkpoint at step 200 (its W&B folder then holds rows past it), the run resumes: one
+    offline-run folder is left, holding the history of an uninterrupted run, row for row."""
+    from tests.test_resume import SHORT, cli, start_and_stop
+
+    overrides = [*[o for o in SHORT if o != "logger=none"], "logger.log_every=50", *mnist_data["overrides"]]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cli(*overrides, f"hydra.run.dir={whole}").returncode == 0
+    start_and_stop(killed, overrides, 250, signal.SIGKILL)
+    assert len(_run_files(killed)) == 1
+    res = subprocess.run(cli(killed, *overrides), capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and "resumed from step 200" in res.stdout + res.stderr, res.stderr[-2000:]
+    files = _run_files(killed)
+    assert len(files) == 1
+
+    def rows(file):
+        return [{k: v for k, v in r.items() if k not in ("_runtime", "_timestamp")} for r in wandb_history(file)]
+
+    expected = rows(_run_files(whole)[0])
+    assert [r["_step"] for r in expected] == list(range(0, 401, 50))
+    assert rows(files[0]) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -20,10 +21,22 @@ class NullLogger:
     def finish(self, exit_code: int = 0, summary: dict | None = None) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 class WandbLogger:
     """One W&B run per run folder. Its group is the experiment (logger.group) and its job type the variant and
-    learning rate, so W&B's "group by" draws one seed band per variant and lr; the tags say the same for filters."""
+    learning rate, so W&B's "group by" draws one seed band per variant and lr; the tags say the same for filters.
+
+    A resumed run continues its W&B run. Online, W&B does that itself (the same id, resume="allow"). Offline, wandb
+    writes a new offline-run folder for the same id, which holds only what is logged after the resume, and syncing
+    it can replace the first folder's history. So offline, the calls sent so far go into the checkpoint
+    (state_dict), and a resumed run replays them into its new folder and removes the run's earlier folders: one
+    folder per run, holding its whole history, as if it had never stopped."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None,
                  identity: dict | None = None):
@@ -39,6 +52,8 @@ class WandbLogger:
             log.warning("W&B online mode requested but the server is unreachable: logging offline instead "
                         "(upload later with `wandb sync`).")
             mode = "offline"
+        self.offline = mode == "offline"
+        self.history: list[tuple[int, dict]] = []  # offline: every call so far, for a resumed run to replay
         self.run = wandb.init(
             project=cfg.project,
             entity=cfg.entity,
@@ -56,6 +71,24 @@ class WandbLogger:
 
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(metrics, step=step)
+        if self.offline:
+            self.history.append((step, metrics))
+
+    def state_dict(self) -> dict:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Offline: replay the calls made before the checkpoint into this run's folder, then remove the run's earlier
+        folders (what they hold beyond the checkpoint, the resumed run computes again)."""
+        history = state.get("history")  # none in a checkpoint written before the replay existed
+        if not self.offline or not history:
+            return
+        for step, metrics in history:
+            self.log(metrics, step)
+        folder = Path(self.run.dir).parent  # <wandb dir>/offline-run-<time>-<id>/files
+        for earlier in folder.parent.glob(f"offline-run-*-{self.run.id}"):
+            if earlier != folder:
+                shutil.rmtree(earlier)
 
     def finish(self, exit_code: int = 0, summary: dict | None = None) -> None:
         """`summary`: the run's final values (run.json's), which W&B's run table shows as columns."""

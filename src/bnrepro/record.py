@@ -99,13 +99,14 @@ class Record:
 
     def state_dict(self) -> dict:
         return {"record": {k: getattr(self, k) for k in self.STATE}, "steps": self.steps.state_dict(),
-                "rows": self.store.rows()}
+                "rows": self.store.rows(), "logger": self.logger.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         for k in self.STATE:
             setattr(self, k, state["record"][k])
         self.steps.load_state_dict(state["steps"])
         self.store.extend(state["rows"])
+        self.logger.load_state_dict(state.get("logger", {}))  # absent in checkpoints written before 2026-12-04
 
     def train(self, step: int) -> float:
         """Store the training means since the previous row; return their loss."""
