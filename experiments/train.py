@@ -1,6 +1,7 @@
 """Train one job: python experiments/train.py experiment=mnist_bn [overrides]  (-m for sweeps)."""
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -31,7 +32,15 @@ def main(cfg: DictConfig) -> float | None:
         log.error("cannot write %s: %s. Free space (or make the folder writable); the same command then resumes "
                   "from the run's last checkpoint", e.filename or run_dir, e.strerror)
         sys.exit(EXIT_UNWRITABLE)
-    return info.get("final_test_acc")  # what a Hydra sweeper optimises
+    return objective(info)
+
+
+def objective(info: dict) -> float | None:
+    """What a Hydra sweeper (hydra/sweeper=optuna) minimises: the final test loss, infinite for a run that diverged
+    (its last evaluation may precede the divergence)."""
+    if info.get("status") == "diverged":
+        return math.inf
+    return info.get("final_test_loss")
 
 
 if __name__ == "__main__":

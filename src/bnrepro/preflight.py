@@ -5,13 +5,14 @@ one line naming the key, and leaves no folder behind. Wired in configs/train.yam
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import sys
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,6 +78,26 @@ def check(cfg: DictConfig, key: str, folder: str, job: str = "", seen: dict | No
         fail(f"{job}{e}")
 
 
+def sweep_values(override: Override) -> list[str]:
+    """`key=value` for the values a sweeper can give this override: every value of a list, choice() or range(), and
+    both ends of an interval() (Optuna's and other sweepers' syntax). The rules on numbers are bounds, so the two
+    ends decide whether every value between them passes."""
+    key = override.get_key_element()
+    if not override.is_sweep_override():
+        return [f"{key}={override.get_value_element_as_str()}"]
+    if override.is_interval_sweep():
+        interval = override.value()
+        return [f"{key}={interval.start}", f"{key}={interval.end}"]
+    return [f"{key}={value}" for value in override.sweep_string_iterator()]
+
+
+def sweep_jobs(overrides: list[Override]) -> list[list[str]]:
+    """Every combination of the overrides' values; a key given twice takes its last value (the command line's
+    overrides come after hydra.sweeper.params)."""
+    values = {o.get_key_element(): sweep_values(o) for o in overrides}
+    return [list(job) for job in itertools.product(*values.values())]
+
+
 class Preflight(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         """A single run: checked before Hydra creates hydra.run.dir (or writes into it, when another process runs the
@@ -88,9 +109,10 @@ class Preflight(Callback):
             fail(busy_message(Path(config.hydra.run.dir), pid))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        """A sweep: every job composed as the basic sweeper will compose it (the grid of hydra.sweeper.params and
-        the command line) and checked before the sweep folder exists, so one bad job stops the sweep before any
-        job has run. The workers the launcher starts inherit its pid, and end with it (signals.end_with_launcher)."""
+        """A sweep: every job of the grid (hydra.sweeper.params and the command line), or for a search space
+        (interval(), as Optuna's sweeper reads it) every corner of it, composed as the sweeper will compose it and
+        checked before the sweep folder exists, so one bad job stops the sweep before any job has run. The workers
+        the launcher starts inherit its pid, and end with it (signals.end_with_launcher)."""
         loader = GlobalHydra.instance().config_loader()
         check_additions(config, loader)
         os.environ[LAUNCHER_ENV] = str(os.getpid())
@@ -98,7 +120,6 @@ class Preflight(Callback):
         arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
         seen: dict = {}
-        for batch in BasicSweeper.split_arguments(overrides, None):
-            for job in batch:
-                cfg = loader.load_sweep_config(config, list(job))
-                check(cfg, "hydra.sweep.dir", config.hydra.sweep.dir, job=f"job [{' '.join(job)}]: ", seen=seen)
+        for job in sweep_jobs(overrides):
+            cfg = loader.load_sweep_config(config, job)
+            check(cfg, "hydra.sweep.dir", config.hydra.sweep.dir, job=f"job [{' '.join(job)}]: ", seen=seen)
