@@ -130,14 +130,12 @@ def main() -> None:
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
     typical_steps = (100, 200) if args.quick else (1500, 3000)
 
-    from omegaconf import OmegaConf
-
     from bnrepro import BnreproError
+    from bnrepro.config_schema import compose
     from bnrepro.data import locate_idx
 
-    hydra_data = OmegaConf.load(ROOT / "configs" / "data" / "mnist.yaml")
     try:
-        raw, _, _ = locate_idx(OmegaConf.create({**OmegaConf.to_container(hydra_data, resolve=True)}))
+        raw, _, _ = locate_idx(compose().data)
     except BnreproError as e:
         sys.exit(f"bench: {e}")
     data_root = raw.parents[1]  # the typical loop wants the folder above MNIST/raw

@@ -11,7 +11,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # the figures write files; no test o
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -76,8 +75,9 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 
 
 def make_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    from bnrepro.config_schema import compose
+
+    return compose(*overrides)
 
 
 def small_overrides(data: dict, steps: int = 200) -> list[str]:

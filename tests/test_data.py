@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 
 from bnrepro import DataError
 from bnrepro.data import BatchSampler, Split, generator, load_dataset, load_idx, locate_idx, stream_seed
-from tests.conftest import CONFIGS, SHARED, write_synthetic_mnist
+from tests.conftest import SHARED, make_cfg, write_synthetic_mnist
 
-MNIST_CONFIG = OmegaConf.load(CONFIGS / "data" / "mnist.yaml")
+MNIST_CONFIG = make_cfg().data  # configs/data/mnist.yaml, composed
 
 
 def data_cfg(root, cache, **kw):

@@ -17,20 +17,18 @@ from tests.conftest import ROOT, make_cfg, run_cli
 @pytest.mark.unit
 def test_the_slurm_launcher_config_becomes_the_sbatch_script(tmp_path, monkeypatch):
     import submitit
-    from hydra import compose, initialize_config_dir
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
 
-    from tests.conftest import CONFIGS
+    from bnrepro.config_schema import compose
 
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "srun").write_text("#!/bin/sh\n")  # submitit only checks that srun exists
     (fake / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=mnist_bn", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                                          "hydra.launcher.setup=[module load cuda]"], return_hydra_config=True)
+    cfg = compose("experiment=mnist_bn", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                  "hydra.launcher.setup=[module load cuda]", return_hydra_config=True)
     launcher = OmegaConf.to_container(cfg.hydra.launcher)
     # What hydra-submitit-launcher hands submitit (its launch()): queue keys as they are, the rest as slurm_<key>.
     base, init = set(OmegaConf.structured(BaseQueueConf).keys()), {"submitit_folder", "max_num_timeout", "_target_"}
@@ -91,12 +89,9 @@ def test_jobs_side_by_side_get_their_own_folders_and_share_the_cores(tmp_path, m
 
 @pytest.mark.unit
 def test_the_parallel_launcher_is_bounded_by_the_cores():
-    from hydra import compose, initialize_config_dir
+    from bnrepro.config_schema import compose
 
-    from tests.conftest import CONFIGS
-
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=mnist_bn", "hydra/launcher=parallel"], return_hydra_config=True)
+    cfg = compose("experiment=mnist_bn", "hydra/launcher=parallel", return_hydra_config=True)
     assert cfg.hydra.launcher.n_jobs == -1  # joblib: one worker per core, at most
     assert make_cfg("experiment=mnist_bn").trainer.threads is None  # resolved per job (plan.resolve)
 

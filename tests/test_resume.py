@@ -183,9 +183,13 @@ def test_each_migration_adds_its_key_exactly_where_todays_configs_carry_it():
     from omegaconf import OmegaConf
 
     from bnrepro.computed import MIGRATIONS, migrate, same_computation
+    from bnrepro.config_schema import OPTIONS
     from tests.conftest import CONFIGS, make_cfg
 
-    configs = [make_cfg(f"model={m.stem}") for m in (CONFIGS / "model").glob("*.yaml")]
+    models = {name for group, name in OPTIONS if group == "model"}
+    models |= {m.stem for m in (CONFIGS / "model").glob("*.yaml")}
+    assert models == {"mlp", "vgg", "dln", "mlp_relu"}
+    configs = [make_cfg(f"model={m}") for m in sorted(models)]
     configs += [make_cfg(f"experiment={e}") for e in ("dln", "cifar_bn_small", "mnist_shift", "mnist_norm_position")]
     for cfg in configs:
         assert OmegaConf.to_container(migrate(cfg)) == OmegaConf.to_container(cfg, resolve=True)  # nothing to add

@@ -79,7 +79,7 @@ def _view(chunk: torch.Tensor, like: torch.Tensor, order: list[int]) -> torch.Te
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> FlatSGD:
-    """configs/optim/<name>.yaml holds `name` plus exactly the optimizer's keyword arguments."""
+    """optim=<name> (config_schema.SGD) holds `name` plus exactly the optimizer's keyword arguments."""
     kwargs = OmegaConf.to_container(cfg, resolve=True)
     name = kwargs.pop("name")
     if name != "sgd":

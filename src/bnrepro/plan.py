@@ -76,13 +76,13 @@ def variant(model: DictConfig) -> str:
     """What the figures and the report group runs by: the norm, and where it differs from the papers' placement
     (after the activation) or lacks its scale and shift. The papers' own variants keep their plain names."""
     name = str(model.norm)
-    if model.name == "vgg" and model.get("activation", "relu") != "relu":  # the MLP's activation is its config's
+    if model.name == "vgg" and model.activation != "relu":  # the MLP's activation is its config's
         name += f"_{model.activation}"
-    if model.get("norm_position", "pre") != "pre":
+    if "norm_position" in model and model.norm_position != "pre":  # the DLN has no activation to be before
         name += f"_{model.norm_position}"
-    if not model.get("affine", True):
+    if "affine" in model and not model.affine:
         name += "_no_affine"
-    if model.norm == "noisy_batch" and model.noise.get("draw", "position") != "position":
+    if model.norm == "noisy_batch" and model.noise.draw != "position":
         name += f"_{model.noise.draw}"  # noisy_batch_channel: Algorithm 1 read as one draw per sample and channel
     return name
 
@@ -98,7 +98,7 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     if t.probe_every:
         probe = {"batch_size": p.batch_size, "unit": p.unit, "qs": list(p.percentiles), "bn_stats": p.bn_stats,
                  "layers": list(p.layers) if p.layers else None, "moments": p.moments,
-                 "affine": bool(p.get("affine", False))}
+                 "affine": p.affine}
     every = Cadence(
         steps=t.max_steps, log=t.log_every, eval=t.eval_every, probe=t.probe_every,
         deltas=bool(probe and p.moments and t.probe_every > 1), wandb=cfg.logger.log_every if wandb else 0,
@@ -112,13 +112,14 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
         name=name or f"model.norm={cfg.model.norm} optim.lr={cfg.optim.lr:g} seed={cfg.seed}",
         identity={"experiment": cfg.experiment_name, "variant": variant(cfg.model), "lr": float(cfg.optim.lr),
                   "seed": int(cfg.seed), "batch_size": int(t.batch_size), "momentum": float(cfg.optim.momentum),
+                  # The VGG and the DLN have no model.init: Glorot's is theirs (models/vgg.py, dln.py).
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
         force=bool(cfg.force), seed=int(cfg.seed), device=device,
         threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
         fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
         tf32=bool(t.tf32) and device.type == "cuda", channels_last=bool(t.channels_last),
-        augment=bool(cfg.data.get("augment", False)), eval_train=int(t.get("eval_train", 0)),
-        shift=OmegaConf.to_container(p.shift) if p.get("shift") else None,
+        augment=bool(cfg.data.get("augment", False)), eval_train=t.eval_train,  # CIFAR-10 alone has data.augment
+        shift=OmegaConf.to_container(p.shift) if p.shift else None,
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size, every=every, probe=probe,
         ics_layers=list(cfg.ics.layers) if t.ics_every and cfg.ics.layers else None,
         etas=eta_grid(cfg.optim.lr, ls.eta_min, ls.eta_max, ls.points, ls.spacing) if t.landscape_every else None,

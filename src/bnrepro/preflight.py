@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnrepro import EXIT_REFUSED, BnreproError, ConfigError
 from bnrepro.config import validate_against_data
+from bnrepro.config_schema import OPTIONS
 from bnrepro.data import sizes
 from bnrepro.io_utils import unwritable_reason
 from bnrepro.paths import PROJECT_ROOT
@@ -25,7 +26,7 @@ from bnrepro.plan import resolve
 from bnrepro.runfolder import busy_message, holder
 from bnrepro.signals import LAUNCHER_ENV
 
-GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()}
+GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()} | {g for g, _ in OPTIONS}
 
 
 def fail(message: str) -> None:

@@ -83,8 +83,8 @@ def _extract_locked(archive: Path, target: Path) -> Path:
 def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
     """The folder above cifar-10-batches-py, and whether every file in it is the official one."""
     root = Path(cfg.root).expanduser().resolve()
-    allow = bool(cfg.get("allow_unofficial", False))
-    if cfg.get("archive"):
+    allow = bool(cfg.allow_unofficial)
+    if cfg.archive:
         archive = _archive(cfg, root)
         if not archive.is_file():
             raise DataError(f"data.archive={cfg.archive!r}: no file at {archive}")
@@ -117,7 +117,7 @@ def cifar10_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
     """(training samples, test samples, channels) from the batches' labels, before anything is loaded; None while
     the folder does not exist yet (an archive not yet extracted, a download to come)."""
     root = Path(cfg.root).expanduser().resolve()
-    if cfg.get("archive"):
+    if cfg.archive:
         archive = _archive(cfg, root)
         if not archive.is_file():
             return None
@@ -169,7 +169,7 @@ def load_cifar10(cfg: DictConfig, device: torch.device) -> Dataset:
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, OSError) as e:
         raise DataError(f"corrupt data: cannot parse the batches in {base_root / BASE} "
                         f"({type(e).__name__}: {e})") from e
-    if cfg.get("normalize", True):
+    if cfg.normalize:
         # Per-channel statistics measured on the training split, applied to whole batches on the device.
         x = splits["train"].x.double().div_(255.0)
         mean = x.mean(dim=(0, 2, 3)).float().view(1, -1, 1, 1)

@@ -41,7 +41,7 @@ def _digests(cfg: DictConfig, folder: Path) -> dict[str, str]:
 
 def _check_gz(cfg: DictConfig, raw: Path) -> bool:
     """True when every .gz matches its official md5 (False when the config lists none)."""
-    md5s = dict(cfg.get("gz_md5") or {})
+    md5s = dict(cfg.gz_md5 or {})
     bad = [f"{raw / n} has md5 {got}, expected the official {md5}"
            for n, md5 in md5s.items() if (got := _file_digest(raw / n, "md5")) != md5]
     if bad:
@@ -71,7 +71,7 @@ def locate_idx(cfg: DictConfig) -> tuple[Path, dict[str, str], bool]:
     root = Path(cfg.root).expanduser().resolve()
     raw = root / cfg.folder
     names = [cfg.files[r] for r in ROLES]
-    official = dict(cfg.get("sha256") or {})
+    official = dict(cfg.sha256 or {})
 
     if all((raw / n).is_file() for n in names):
         digests = _digests(cfg, raw)
@@ -88,7 +88,7 @@ def locate_idx(cfg: DictConfig) -> tuple[Path, dict[str, str], bool]:
         digests = _digests(cfg, cache)
         return cache, digests, digests == official if official else official_gz
     missing = [n for n in names if not (raw / f"{n}.gz").is_file()]
-    if cfg.download and cfg.get("torchvision"):
+    if cfg.download and cfg.torchvision:
         import torchvision.datasets
 
         source = getattr(torchvision.datasets, cfg.torchvision)
@@ -173,11 +173,11 @@ def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def load_idx(cfg: DictConfig, device: torch.device) -> Dataset:
     raw, digests, official = locate_idx(cfg)
-    reference = dict(cfg.get("sha256") or {})
+    reference = dict(cfg.sha256 or {})
     if reference and not official:
         bad = [f"{n} has SHA-256 {d[:12]}..." for n, d in digests.items() if d != reference.get(n)]
         unofficial(f"{raw}: {'; '.join(bad)} (not the official files)", bool(cfg.allow_unofficial))
-    elif not (reference or cfg.get("gz_md5")):
+    elif not (reference or cfg.gz_md5):
         log.info("%s: the config lists no official checksums, so its runs record data_official=false", cfg.name)
     t = _read(cfg, raw, digests)
     splits = {

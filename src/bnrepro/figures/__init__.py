@@ -42,14 +42,14 @@ class FigureSpec:
 def spec(experiment: str) -> FigureSpec:
     """The `figures:` block of configs/experiment/<experiment>.yaml, composed (so that it inherits from the
     configs it builds on)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
+
+    from bnrepro.config_schema import compose
 
     if not (CONFIGS / "experiment" / f"{experiment}.yaml").is_file():
         raise FileNotFoundError(f"no configs/experiment/{experiment}.yaml: runs.csv names an experiment this "
                                 "checkout does not have")
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        figures = compose("train", overrides=[f"experiment={experiment}"]).figures
+    figures = compose(f"experiment={experiment}").figures
     return FigureSpec(experiment, list(figures.draw), OmegaConf.to_container(figures.summary))
 
 

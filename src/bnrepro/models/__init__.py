@@ -15,7 +15,7 @@ __all__ = ["ACTIVATIONS", "DRAWS", "INITS", "MODELS", "NORMS", "NORM_LAYERS", "P
            "DeepLinear", "LpNorm", "NoisyBatchNorm", "build_model", "build_norm", "fused_loss_and_grad",
            "layer_weight", "supports_fused"]
 
-# configs/model/<name>.yaml holds `name` plus exactly the constructor's keyword arguments.
+# model=<name> (config_schema.MLP, VGG, DLN) holds `name` plus exactly the constructor's keyword arguments.
 MODELS = {"mlp": MLP, "vgg": VGG, "dln": DeepLinear}
 
 
