@@ -45,3 +45,17 @@ def test_add_needs_results_to_add_to(tmp_path):
     fake_run(tmp_path / "extra" / "c0", "layer", 0, 0.8)
     with pytest.raises(FileNotFoundError, match="nothing to add to"):
         write_results([tmp_path / "extra"], tmp_path / "results" / "toy", add=True)
+
+
+def test_a_summary_names_the_settings_its_runs_differ_in(tmp_path):
+    """Runs that differ only in their batch size (mnist_batch_size) are told apart, and ordered, by it."""
+    from bnrepro.collect import summarize
+
+    rows = [{"step": s, "split": "test", "metric": "acc", "value": 0.5, "experiment": "toy", "variant": "batch",
+             "lr": 0.1, "seed": 0, "batch_size": b, "momentum": 0.0, "run_id": f"r{b}"}
+            for b in (256, 8, 60) for s in (0, 100)]
+    runs = pd.DataFrame({"run_id": ["r256", "r8", "r60"], "status": "completed"})
+    table = summarize(pd.DataFrame(rows), runs)
+    assert list(table["batch_size"]) == [8, 60, 256] and "momentum" not in table  # the same for every run
+    one = summarize(pd.DataFrame([r for r in rows if r["batch_size"] == 8]), runs)
+    assert "batch_size" not in one

@@ -14,6 +14,9 @@ from bnrepro.metrics import check_schema, write_parquet
 from bnrepro.runinfo import read_json
 
 RUN_KEYS = ["experiment", "variant", "lr", "seed"]
+# The other settings a run's rows carry (plan.Plan.identity): a summary names those that differ between its runs
+# (mnist_batch_size's batch sizes), so that no two of its rows look alike.
+SETTINGS = ["batch_size", "momentum", "init", "max_steps"]
 THRESHOLDS = (0.90, 0.95, 0.97)
 
 
@@ -86,9 +89,10 @@ def summarize(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds=THRESHOLDS, 
     reaches each threshold; for runs with step probes (ICS, landscape), their summaries (probe_summary)."""
     rows = []
     info = runs.set_index("run_id")
+    keys = RUN_KEYS + [k for k in SETTINGS if k in metrics and metrics[k].nunique() > 1]
     metrics = metrics.sort_values("step")
     for run_id, g in metrics.groupby("run_id", sort=False, observed=True):
-        row = {k: g.iloc[0][k] for k in RUN_KEYS}
+        row = {k: g.iloc[0][k] for k in keys}
         row.update(status=info.loc[run_id, "status"], steps=int(g["step"].max()))
         loss = g[(g["split"] == "train") & (g["metric"] == "loss")]
         if len(loss):
@@ -105,7 +109,7 @@ def summarize(metrics: pd.DataFrame, runs: pd.DataFrame, thresholds=THRESHOLDS, 
                     first_step_reaching(curve, th)
         row.update(probe_summary(g))
         rows.append(row)
-    return pd.DataFrame(rows).sort_values(RUN_KEYS).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def probe_summary(run: pd.DataFrame) -> dict[str, float]:
