@@ -25,19 +25,23 @@ from bnrepro.figures.style import (
     setup,
 )
 
-TITLES = {
-    "mnist_norm_position": "3 sigmoid hidden layers: BN before or after the sigmoid",
-    "mnist_layernorm": "3 sigmoid hidden layers: LayerNorm beside BN and no normalisation",
-    "mnist_affine": "3 sigmoid hidden layers: BN with and without its learned scale and shift (γ, β)",
-    "cifar_norm_variants": "VGG at 1/8 width: none, BN before or after the ReLU, LayerNorm",
-    "cifar_bn_cpu": "VGG at 1/8 width, 4,000 steps: none, BN before or after the ReLU, LayerNorm",
+# The network each experiment compares variants of, as far as the experiment's config fixes it (cifar_bn_cpu's runs
+# are also made at other widths). The steps and the variants drawn come from the stored runs.
+NETWORKS = {
+    "mnist_norm_position": "3 sigmoid hidden layers",
+    "mnist_layernorm": "3 sigmoid hidden layers",
+    "mnist_affine": "3 sigmoid hidden layers",
+    "cifar_norm_variants": "VGG at 1/8 width",
+    "cifar_bn_cpu": "VGG",
 }
 
 
-def _title(runs: pd.DataFrame, nseeds: int, lrs: list[float]) -> str:
+def _title(runs: pd.DataFrame, variants: list[str], nseeds: int, lrs: list[float]) -> str:
     experiment = str(runs["experiment"].iloc[0]) if "experiment" in runs else ""
-    what = TITLES.get(experiment, experiment)
-    return (f"{data_label(runs)}, {what}" + (f", lr {lrs[0]:g}" if len(lrs) == 1 else "")
+    steps = runs["max_steps"].unique() if "max_steps" in runs else []
+    what = NETWORKS.get(experiment, experiment) + (f", {int(steps[0]):,} steps" if len(steps) == 1 else "")
+    return (f"{data_label(runs)}, {what}: {', '.join(label(v) for v in variants)}"
+            + (f", lr {lrs[0]:g}" if len(lrs) == 1 else "")
             + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
 
 
@@ -83,7 +87,7 @@ def fig_variants(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
                          ax=ax, legend=c == 0)
             ax.set_title(f"{label(variant)}: layer #{layer_number(last)}'s activation input", fontsize=10)
             ax.set_ylabel("activation input (pooled percentiles)" if c == 0 else "")
-    fig.suptitle(_title(runs, nseeds, sorted(metrics["lr"].unique()) if several_lrs else []))
+    fig.suptitle(_title(runs, variants, nseeds, sorted(metrics["lr"].unique()) if several_lrs else []))
     fig.tight_layout()
     return save(fig, out, "fig_variants", provenance(runs, "probe: fixed test batch of 256"))
 
