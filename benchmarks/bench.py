@@ -1,4 +1,4 @@
-"""Speed on this machine: `make bench`. Prints ratios; writes results/bench/{mnist,cifar,landscape}.json.
+"""Speed on this machine: `make bench`. Prints ratios; writes results/bench/{mnist,cifar,landscape,step}.json.
 
 Every number comes from real processes of the real entry point (or, for the baseline, of
 benchmarks/baselines/typical_loop.py), timed from outside, plus the per-phase timings each run
@@ -13,6 +13,7 @@ writes to its run.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -110,7 +111,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny step counts: checks the benchmark runs, nothing more")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "mnist.json")
-    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "sweep", "compare"],
+    p.add_argument("--only", choices=["mnist", "cifar", "landscape", "step", "sweep", "compare"],
                    help="run one part (default: all but compare)")
     p.add_argument("--against", type=Path, help="compare: the other checkout (its own src/ and experiments/)")
     args = p.parse_args()
@@ -120,11 +121,13 @@ def main() -> None:
         return compare(args)
     if args.only in (None, "landscape"):
         landscape(args)
+    if args.only in (None, "step"):
+        step_paths(args)
     if args.only in (None, "cifar"):
         cifar(args)
     if args.only in (None, "sweep"):
         sweep(args)
-    if args.only in ("cifar", "landscape", "sweep"):
+    if args.only in ("cifar", "landscape", "step", "sweep"):
         return
     scale = 0.02 if args.quick else 1.0
     n_overhead, n_pair, n_compare, n_process = (int(s * scale) for s in (10000, 50000, 10000, 20000))
@@ -341,6 +344,76 @@ def landscape(args) -> None:
     else:
         print("  no GPU here: the full-width VGG case (the one `landscape_every: 1` is for) is not measured")
     out = write_result(args, "landscape", {"rows": rows, "quick": args.quick, "torch": torch.__version__, "cpu": cpu()})
+    print(f"  -> {out}")
+
+
+def step_paths(args) -> None:
+    """The VGG's training step (forward, backward, SGD update; batch 128) on each precision and compilation path,
+    in-process, best of several calls: ms per step, the step's FLOP (counted by torch's FlopCounterMode, forward
+    and backward) and the rate they give. On a GPU the full-width network in float32, TF32 and bf16 with
+    channels_last, each eager and compiled; on a CPU the 1/8-width one in float32, eager and compiled."""
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bnrepro.models import VGG
+    from bnrepro.optim import FlatSGD
+
+    cuda = torch.cuda.is_available()
+    device, width, n = ("cuda", 1.0, 20) if cuda else ("cpu", 0.125, 5)
+    n = 3 if args.quick else n
+    paths = [("float32", False, None), ("float32", False, "default")]
+    if cuda:
+        paths = [(p, cl, c) for p, cl in (("float32", False), ("tf32", False), ("bf16", True))
+                 for c in (None, "default", "max-autotune")]
+
+    def measure(precision: str, channels_last: bool, mode: str | None) -> dict:
+        torch.manual_seed(0)
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        model = VGG(width=width, norm="batch").to(device)
+        x, y = torch.randn(128, 3, 32, 32, device=device), torch.randint(0, 10, (128,), device=device)
+        if channels_last:
+            model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        opt = FlatSGD(model.parameters(), lr=0.1)
+        forward = torch.compile(model, mode=mode) if mode else model
+        amp = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+        def step():
+            opt.zero_grad()
+            with amp:
+                loss = F.cross_entropy(forward(x), y)
+            loss.backward()
+            opt.step()
+
+        t = time.perf_counter()
+        step()  # compilation, cuDNN autotuning
+        first_s = time.perf_counter() - t
+        with FlopCounterMode(display=False) as flops:
+            step()
+        times = []
+        for _ in range(n):
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        ms = 1e3 * min(times)
+        gflop = flops.get_total_flops() / 1e9
+        return {"precision": precision, "channels_last": channels_last, "compile": mode, "ms_per_step": ms,
+                "gflop_per_step": gflop, "gflop_per_s": gflop / (ms / 1e3), "first_step_s": first_s}
+
+    print(f"[step] VGG-16 layout at width {width:g}, BN, batch 128 on {device}: each precision, eager and compiled")
+    rows = [measure(*path) for path in paths]
+    eager = {r["precision"]: r["ms_per_step"] for r in rows if r["compile"] is None}
+    for r in rows:
+        r["speedup_vs_float32_eager"] = eager["float32"] / r["ms_per_step"]
+        print(f"  {r['precision']:7s} {'NHWC' if r['channels_last'] else 'NCHW'} {r['compile'] or 'eager':12s} "
+              f"{r['ms_per_step']:8.2f} ms/step, {r['gflop_per_step']:6.1f} GFLOP/step = {r['gflop_per_s']:8.0f} "
+              f"GFLOP/s; {r['speedup_vs_float32_eager']:.2f}x float32 eager (first step {r['first_step_s']:.1f} s)")
+    out = write_result(args, "step", {"device": device, "width": width, "rows": rows, "quick": args.quick,
+                                      "torch": torch.__version__, "cpu": cpu()})
     print(f"  -> {out}")
 
 

@@ -19,9 +19,10 @@ NOT_COMPUTED = tuple(OmegaConf.load(PROJECT_ROOT / "configs" / "train.yaml")
 # Keys added after runs were stored: (key, the value a config stored before it computed with, the configs the key
 # belongs to, as {key: allowed values}). `migrate` adds each to a stored config that lacks it, where the key's
 # parent exists and the condition holds: the configs that carry the key today (tests/test_resume.py checks that
-# against every group in configs/).
+# against every model option).
 MIGRATIONS = (
     ("trainer.tf32", False, {}),
+    ("trainer.compile", None, {}),
     ("trainer.eval_train", 0, {}),
     ("probe.affine", False, {}),
     ("probe.shift", None, {}),

@@ -149,6 +149,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("trainer.fused_step=true needs model=mlp with model.norm=none or batch (before the "
                           "activation, with its scale and shift), a sigmoid, tanh or relu activation, a classification "
                           "dataset and trainer.amp=null (auto uses it where it applies)")
+    if t.compile and t.fused_step is True:
+        raise ConfigError(f"trainer.compile={t.compile} compiles autograd's step, and trainer.fused_step=true asks "
+                          "for the hand-written one: set one of them (auto leaves the fused step out when compiling)")
+    if t.compile and (t.ics_every or t.landscape_every):
+        raise ConfigError(f"trainer.compile={t.compile} cannot be used with trainer.ics_every/landscape_every: the "
+                          "step probes replay the step's forward eagerly (trainer.compile=null)")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
     if t.threads is not None:

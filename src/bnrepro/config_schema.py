@@ -241,6 +241,10 @@ class Trainer:
     # CUDA only: TF32 matrix products and convolutions (faster, ~1e-3 relative error). false keeps float32 float32;
     # run.json records it.
     tf32: bool = False
+    # The training step's forward and backward through torch.compile, in this mode (null: eager). Evaluation and the
+    # probes run the same weights eagerly. The numbers agree with eager ones to float rounding, not bitwise
+    # (tests/test_compile.py); the first steps wait for the compilation (~1 min on a CPU, for the MLP).
+    compile: Literal[None, "default", "reduce-overhead", "max-autotune"] = None
     # Probes inside a training step (the ics and landscape groups): every N steps; 0 switches them off.
     ics_every: int = 0  # internal covariate shift: gradient of a layer before/after the earlier layers' update
     landscape_every: int = 0  # loss and gradient along the gradient direction (Santurkar's loss landscape)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from functools import reduce
 from math import gcd
 
+import torch
+
 from bnrepro.evaluation import Measurements, StepProbes, autocast, clock
 from bnrepro.models import fused_loss_and_grad
 from bnrepro.plan import Plan
@@ -29,6 +31,9 @@ class Loop:
         is set by a signal handler, and the loop stops at the next step boundary."""
         self.every, self.model, self.opt, self.sampler, self.loss_fn = plan.every, model, opt, sampler, loss_fn
         self.fused, self.autocast, self.device = plan.fused, autocast(plan.amp, plan.device), plan.device
+        # The step's forward: compiled where asked. The same module underneath (its parameters, buffers and
+        # state_dict), which evaluation, the probes and the checkpoint use as it is.
+        self.forward = torch.compile(model, mode=plan.compile) if plan.compile else model
         self.measure, self.step_probes, self.record = measure, step_probes, record
         self.streams, self.checkpoint, self.stop = streams, checkpoint, stop
         self.steps_done = 0
@@ -59,7 +64,7 @@ class Loop:
                     loss, out = fused_loss_and_grad(model, x, y)
                 else:
                     with self.autocast():
-                        out = model(x)
+                        out = self.forward(x)
                         loss = self.loss_fn(out, y)
                     loss.backward()
                 if ics or landscape:  # after backward, before the update: the landscape at w, and G for ICS

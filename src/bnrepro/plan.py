@@ -49,6 +49,7 @@ class Plan:
     shift: dict | None  # the covariate-shift evaluation after training (probe.shift), or None
     amp: str | None
     tf32: bool  # CUDA only: TF32 matrix products and convolutions
+    compile: str | None  # torch.compile's mode for the training step's forward and backward; None: eager
     channels_last: bool  # conv models: NHWC memory layout
     augment: bool  # random crops and flips of training batches (data.augment)
     batch_size: int
@@ -116,7 +117,7 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
                   "init": cfg.model.get("init", "glorot"), "max_steps": int(t.max_steps)},
         force=bool(cfg.force), seed=int(cfg.seed), device=device,
         threads=t.threads or (1 if device.type == "cpu" and cfg.model.name == "mlp" else None),
-        fused=t.fused_step is not False and fused_applies(cfg), amp=t.amp,
+        fused=t.fused_step is not False and not t.compile and fused_applies(cfg), amp=t.amp, compile=t.compile,
         tf32=bool(t.tf32) and device.type == "cuda", channels_last=bool(t.channels_last),
         augment=bool(cfg.data.get("augment", False)), eval_train=t.eval_train,  # CIFAR-10 alone has data.augment
         shift=OmegaConf.to_container(p.shift) if p.shift else None,

@@ -165,7 +165,7 @@ def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore,
     if plan.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.tf32
     info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused,
-                amp=plan.amp, tf32=plan.tf32, channels_last=plan.channels_last)
+                amp=plan.amp, tf32=plan.tf32, channels_last=plan.channels_last, compile=plan.compile)
     data = load_dataset(cfg.data, plan.device)
     info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
     validate_against_data(cfg, (len(data.train), len(data.test), data.in_features))
