@@ -38,20 +38,23 @@ SMOKE = [
     ("vgg-bf16-channels_last", ["experiment=cifar_bn", "model.norm=batch", "trainer.amp=bf16",
                                 "trainer.channels_last=true"], 30),
     ("vgg-noisy_bn", ["experiment=cifar_bn", "model.norm=noisy_batch"], 30),
+    ("vgg-tf32-compile", ["experiment=cifar_bn", "model.norm=batch", "trainer.tf32=true", "trainer.compile=default"],
+     100),
     ("landscape-vmap", ["experiment=landscape_full", "landscape.batched=true"], 10),
     ("landscape-loop", ["experiment=landscape_full", "landscape.batched=false"], 10),
     ("ics", ["experiment=ics_full", "trainer.ics_every=5"], 10),
     ("lp_norm", ["experiment=lp_norm_full", "model.norm=l1"], 20),
     ("mlp-cuda", ["experiment=mnist_bn", "device=cuda"], 200),
 ]
-# The full protocols, in the order they matter; each a multirun whose jobs share the GPU.
+# The full protocols, in the order they matter; each a multirun whose jobs share the GPU. First Santurkar Fig 1 at 3
+# seeds in TF32 and the same grid in bf16 with channels_last: the precision comparison over seeds (docs/gpu.md).
+FIG1 = ["experiment=cifar_bn", "model.norm=none,batch,noisy_batch", "optim.lr=0.1,0.5", "seed=0,1,2"]
 FULL = [
-    ("cifar_bn", ["experiment=cifar_bn", "model.norm=none,batch,noisy_batch", "optim.lr=0.1,0.5"]),
-    ("cifar_bn-bf16-channels_last", ["experiment=cifar_bn", "model.norm=batch", "optim.lr=0.1", "trainer.amp=bf16",
-                                     "trainer.channels_last=true"]),
-    ("landscape_full", ["experiment=landscape_full", "trainer.landscape_every=10"]),
-    ("ics_full", ["experiment=ics_full"]),
-    ("lp_norm_full", ["experiment=lp_norm_full"]),
+    ("cifar_bn-tf32", [*FIG1, "trainer.tf32=true"]),
+    ("cifar_bn-bf16-channels_last", [*FIG1, "trainer.tf32=true", "trainer.amp=bf16", "trainer.channels_last=true"]),
+    ("landscape_full", ["experiment=landscape_full", "trainer.landscape_every=10", "trainer.tf32=true"]),
+    ("ics_full", ["experiment=ics_full", "trainer.ics_every=10", "trainer.tf32=true"]),
+    ("lp_norm_full", ["experiment=lp_norm_full", "trainer.tf32=true"]),
 ]
 
 
@@ -238,8 +241,9 @@ def main() -> None:
     p.add_argument("--budget-s", type=float, default=600, help="wall time for everything; stages end before it")
     p.add_argument("--smoke-only", action="store_true")
     p.add_argument("--tiny", action="store_true", help="a few steps everywhere (checking this script on a CPU)")
-    p.add_argument("--jobs", type=int, default=6, help="jobs side by side on the one GPU in the full stage")
-    p.add_argument("--together", type=int, default=2, help="full stages that start with the smoke stage")
+    # Fig 1's 18 runs all at once: one process per run cannot overlap its kernels with another's otherwise
+    p.add_argument("--jobs", type=int, default=18, help="jobs side by side on the one GPU in each full stage")
+    p.add_argument("--together", type=int, default=1, help="full stages that start with the smoke stage")
     p.add_argument("--smoke-s", type=float, default=180, help="the smoke stage's time limit")
     p.add_argument("--data-root", type=Path,
                    help="a folder with cifar-10-batches-py/ or a CIFAR tarball (default: the rebuilt pieces)")

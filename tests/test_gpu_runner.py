@@ -113,7 +113,8 @@ def test_stage_timeout_ends_runs_with_their_metrics(tmp_path, mnist_data, multir
     smoke = load("smoke")
     args = argparse.Namespace(work=tmp_path, device="cpu", jobs=1, data_overrides=mnist_data["overrides"])
     env = smoke.install_wheels()
-    stage = smoke.run_stage(args, env, "long", ["experiment=mnist_bn", "trainer.max_steps=1000000"], 25,
+    # 90 s: room for a loaded machine to start Hydra, torch and the data (25 s was not, beside the smoke-stage test)
+    stage = smoke.run_stage(args, env, "long", ["experiment=mnist_bn", "trainer.max_steps=1000000"], 90,
                             multirun=multirun)
     assert "timeout" in str(stage["rc"])
     [run] = stage["runs"]
