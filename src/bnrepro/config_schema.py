@@ -319,7 +319,7 @@ OPTIONS: dict[tuple[str, str], type] = {
     ("logger", "wandb"): Wandb, ("logger", "none"): NoLogger,
 }
 BASES: dict[tuple[str, str], type] = {("base/data", "idx"): Idx}  # what yaml options build on (defaults lists)
-ROOT = ("", "base_train")  # configs/train.yaml's own keys
+TOP = "base_train"  # configs/train.yaml's own keys (Train), first in its defaults list
 # How a composed config names the schema of each group: data by its format, the others by their name.
 SCHEMA_KEYS = {"data": ("format", {"idx": Idx, "cifar10": Cifar10, "linear": Linear}),
                "model": ("name", {"mlp": MLP, "vgg": VGG, "dln": DLN}),
@@ -332,7 +332,7 @@ def register() -> None:
     store = ConfigStore.instance()
     for (group, name), schema in {**OPTIONS, **BASES}.items():
         store.store(group=group, name=name, node=dataclasses.asdict(schema()))
-    store.store(name=ROOT[1], node=dataclasses.asdict(Train()))
+    store.store(name=TOP, node=dataclasses.asdict(Train()))
 
 
 register()
