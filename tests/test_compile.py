@@ -2,6 +2,7 @@
 float rounding (inductor fuses and reorders reductions, so not bitwise), with the same RNG streams and checkpoint."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -26,6 +27,8 @@ def test_compile_takes_the_autograd_step_and_leaves_the_step_probes_alone():
 
 
 @pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on a CPU builds C++ kernels (inductor): no C++ compiler here")
 @pytest.mark.parametrize("model", ["mlp", "vgg"])
 def test_the_compiled_step_gives_the_eager_numbers(tmp_path, mnist_data, cifar_data, model):
     if model == "mlp":
