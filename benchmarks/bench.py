@@ -287,6 +287,21 @@ def step_probe_cost(tmp: Path, name: str, steps: int, every: int, bare: dict, ov
             "share_at_every_100": per_probe / (100 * per_step)}
 
 
+def best_of(fn, n: int) -> float:
+    """fn's best time of n calls, after one call to warm up (tracing, compilation, allocator, cuDNN autotuning)."""
+    fn()
+    times = []
+    for _ in range(n):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def landscape(args) -> None:
     """The landscape probe's step sizes as one vmap batch vs a plain loop, in-process, best of several calls:
     the deep linear network (CPU), the small VGG (CPU) and, where a GPU exists, the full-width VGG on it."""
@@ -295,19 +310,6 @@ def landscape(args) -> None:
     from bnrepro.evaluation import sum_squared_error
     from bnrepro.models import VGG, DeepLinear
     from bnrepro.probes import LandscapeProbe, eta_grid
-
-    def best_of(fn, n: int) -> float:
-        fn()  # warm-up (vmap tracing, allocator, cuDNN autotuning)
-        times = []
-        for _ in range(n):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            fn()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
     def case(name, model, x, y, loss_fn, etas, device, n):
         model, x, y = model.to(device), x.to(device), y.to(device)
@@ -390,16 +392,7 @@ def step_paths(args) -> None:
         first_s = time.perf_counter() - t
         with FlopCounterMode(display=False) as flops:
             step()
-        times = []
-        for _ in range(n):
-            if cuda:
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            step()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-        ms = 1e3 * min(times)
+        ms = 1e3 * best_of(step, n)
         gflop = flops.get_total_flops() / 1e9
         return {"precision": precision, "channels_last": channels_last, "compile": mode, "ms_per_step": ms,
                 "gflop_per_step": gflop, "gflop_per_s": gflop / (ms / 1e3), "first_step_s": first_s}

@@ -152,9 +152,6 @@ def validate(cfg: DictConfig) -> None:
     if t.compile and t.fused_step is True:
         raise ConfigError(f"trainer.compile={t.compile} compiles autograd's step, and trainer.fused_step=true asks "
                           "for the hand-written one: set one of them (auto leaves the fused step out when compiling)")
-    if t.compile and (t.ics_every or t.landscape_every):
-        raise ConfigError(f"trainer.compile={t.compile} cannot be used with trainer.ics_every/landscape_every: the "
-                          "step probes replay the step's forward eagerly (trainer.compile=null)")
     if t.channels_last and cfg.model.name != "vgg":
         raise ConfigError("trainer.channels_last=true needs a convolutional model (model=vgg)")
     if t.threads is not None:
@@ -200,7 +197,7 @@ def _validate_mlp(cfg: DictConfig) -> tuple[list[int], int]:
     _choice(cfg, "model.init", set(INITS))
     _number(cfg, "model.init_std", low=0, low_open=True)
     hidden = list(cfg.model.hidden)
-    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+    if not hidden or any(h < 1 for h in hidden):  # integers: check_types
         raise ConfigError(f"model.hidden={hidden} must be a non-empty list of positive integers")
     return hidden, len(hidden) + 1
 
@@ -248,11 +245,15 @@ def _validate_step_probes(cfg: DictConfig, n_layers: int) -> None:
     """The probes that measure the optimisation step itself (ICS, loss landscape)."""
     _number(cfg, "trainer.ics_every", low=0)
     _number(cfg, "trainer.landscape_every", low=0)
-    if cfg.trainer.amp and (cfg.trainer.ics_every or cfg.trainer.landscape_every):
+    t = cfg.trainer
+    if t.amp and (t.ics_every or t.landscape_every):
         # Both probes take gradients through the whole network again (the landscape's vmap of grad over BatchNorm),
         # where bf16 autocast meets open upstream bugs and rounds what the probe measures.
-        raise ConfigError(f"trainer.amp={cfg.trainer.amp} cannot be used with trainer.ics_every/landscape_every: the "
+        raise ConfigError(f"trainer.amp={t.amp} cannot be used with trainer.ics_every/landscape_every: the "
                           "step probes measure in float32 (trainer.amp=null)")
+    if t.compile and (t.ics_every or t.landscape_every):
+        raise ConfigError(f"trainer.compile={t.compile} cannot be used with trainer.ics_every/landscape_every: the "
+                          "step probes replay the step's forward eagerly (trainer.compile=null)")
     if cfg.trainer.ics_every:
         layers = cfg.ics.layers
         if layers is not None and not all(2 <= i <= n_layers for i in layers):
