@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bnrepro import ConfigError
-from bnrepro.config_schema import SCHEMA_KEYS, SINGLE, Train
+from bnrepro.config_schema import DISCRIMINATORS, GROUPS, Train, schemas
 from bnrepro.models import ACTIVATIONS, DRAWS, INITS, NORMS, POSITIONS, build_model, supports_fused
 from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
 from bnrepro.probes.shift import KINDS as SHIFT_KINDS
@@ -41,14 +41,13 @@ def _number(cfg: DictConfig, key: str, *, low=None, high=None, low_open=False) -
 
 def check_types(cfg: DictConfig) -> None:
     """Every key of every group present and of its field's type; ConfigError naming the first that is not."""
-    _check_node(cfg, Train, "", skip=set(SCHEMA_KEYS) | set(SINGLE) | {"hydra"})
-    for group, (key, schemas) in SCHEMA_KEYS.items():
-        value = cfg[group][key]
-        if not isinstance(value, str) or value not in schemas:
-            raise ConfigError(f"{group}.{key}={value!r} is not one of {sorted(schemas)}")
-        _check_node(cfg[group], schemas[value], f"{group}.")
-    for group, schema in SINGLE.items():
-        _check_node(cfg[group], schema, f"{group}.")
+    _check_node(cfg, Train, "", skip={*GROUPS, "hydra"})
+    for group in GROUPS:
+        by, key = schemas(group), DISCRIMINATORS.get(group)
+        value = cfg[group][key] if key else ""
+        if not isinstance(value, str) or value not in by:
+            raise ConfigError(f"{group}.{key}={value!r} is not one of {sorted(by)}")
+        _check_node(cfg[group], by[value], f"{group}.")
 
 
 def _check_node(node: DictConfig, schema: type, prefix: str, skip: set[str] = frozenset()) -> None:

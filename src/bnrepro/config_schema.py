@@ -310,7 +310,7 @@ class NoLogger:
 
 
 # ---- registration -----------------------------------------------------------------------------------------------
-# (group, option) -> its schema. A group's options are told apart by the key that names them (SCHEMA_KEYS).
+# (group, option) -> its schema.
 OPTIONS: dict[tuple[str, str], type] = {
     ("data", "cifar10"): Cifar10, ("data", "linear"): Linear,
     ("model", "mlp"): MLP, ("model", "vgg"): VGG, ("model", "dln"): DLN,
@@ -320,12 +320,17 @@ OPTIONS: dict[tuple[str, str], type] = {
 }
 BASES: dict[tuple[str, str], type] = {("base/data", "idx"): Idx}  # what yaml options build on (defaults lists)
 TOP = "base_train"  # configs/train.yaml's own keys (Train), first in its defaults list
-# How a composed config names the schema of each group: data by its format, the others by their name.
-SCHEMA_KEYS = {"data": ("format", {"idx": Idx, "cifar10": Cifar10, "linear": Linear}),
-               "model": ("name", {"mlp": MLP, "vgg": VGG, "dln": DLN}),
-               "optim": ("name", {"sgd": SGD}),
-               "logger": ("name", {"wandb": Wandb, "none": NoLogger})}
-SINGLE = {"trainer": Trainer, "probe": Probe, "ics": ICS, "landscape": Landscape}
+GROUPS = list(dict.fromkeys(group for group, _ in OPTIONS))
+# The key a composed group's schema is told by, in groups of several: data by its format, the others by their name.
+DISCRIMINATORS = {"data": "format", "model": "name", "optim": "name", "logger": "name"}
+
+
+def schemas(group: str) -> dict[str, type]:
+    """The group's schemas (its options' and the bases its files build on) by their default of the group's
+    discriminator; a group of one schema has it under ""."""
+    key = DISCRIMINATORS.get(group)
+    found = [schema for (g, _), schema in {**OPTIONS, **BASES}.items() if g in (group, f"base/{group}")]
+    return {(schema.__dataclass_fields__[key].default if key else ""): schema for schema in found}
 
 
 def register() -> None:

@@ -16,9 +16,8 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from bnrepro import EXIT_REFUSED, BnreproError, ConfigError
+from bnrepro import EXIT_REFUSED, BnreproError, ConfigError, config_schema
 from bnrepro.config import validate_against_data
-from bnrepro.config_schema import OPTIONS
 from bnrepro.data import sizes
 from bnrepro.io_utils import unwritable_reason
 from bnrepro.paths import PROJECT_ROOT
@@ -26,7 +25,7 @@ from bnrepro.plan import resolve
 from bnrepro.runfolder import busy_message, holder
 from bnrepro.signals import LAUNCHER_ENV
 
-GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()} | {g for g, _ in OPTIONS}
+GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()} | set(config_schema.GROUPS)
 
 
 def fail(message: str) -> None:
