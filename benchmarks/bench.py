@@ -13,7 +13,6 @@ writes to its run.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -357,6 +356,7 @@ def step_paths(args) -> None:
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
+    from bnrepro.evaluation import autocast
     from bnrepro.models import VGG
     from bnrepro.optim import FlatSGD
 
@@ -378,11 +378,11 @@ def step_paths(args) -> None:
             model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
         opt = FlatSGD(model.parameters(), lr=0.1)
         forward = torch.compile(model, mode=mode) if mode else model
-        amp = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        amp = autocast("bf16" if precision == "bf16" else None, torch.device(device))  # the loop's, as trainer.amp
 
         def step():
             opt.zero_grad()
-            with amp:
+            with amp():
                 loss = F.cross_entropy(forward(x), y)
             loss.backward()
             opt.step()
