@@ -133,11 +133,12 @@ def main() -> None:
     typical_steps = (100, 200) if args.quick else (1500, 3000)
 
     from bnrepro import BnreproError
-    from bnrepro.config_schema import compose
+    from bnrepro.config import compose
+    from bnrepro.config.check import check
     from bnrepro.data import locate_idx
 
     try:
-        raw, _, _ = locate_idx(compose().data)
+        raw, _, _ = locate_idx(check(compose()).data)
     except BnreproError as e:
         sys.exit(f"bench: {e}")
     data_root = raw.parents[1]  # the typical loop wants the folder above MNIST/raw

@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bnrepro import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_UNWRITABLE, BnreproError, unwritable
+from bnrepro.config import register
 from bnrepro.loop import Interrupted
 from bnrepro.run import train
 
@@ -44,4 +45,5 @@ def objective(info: dict) -> float | None:
 
 
 if __name__ == "__main__":
+    register()  # the schemas configs/train.yaml composes from, and its resolvers
     main()

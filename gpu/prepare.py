@@ -18,17 +18,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 # What the GPU image lacks, at the versions pyproject.toml pins (hydra's parallel launcher included; W&B is not
 # needed there: the logger is none or offline).
-WHEELS = ["hydra-core==1.3.8", "omegaconf==2.3.1", "hydra-joblib-launcher==1.2.0"]
+WHEELS = ["hydra-core==1.3.8", "omegaconf==2.3.1", "hydra-joblib-launcher==1.2.0", "pydantic==2.14.4",
+          "pydantic-core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5", "typing-extensions==4.16.0"]
 SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python, published as a source archive: built into a wheel here
 PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux2014_x86_64"]
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def wheels(out: Path) -> None:

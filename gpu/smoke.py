@@ -101,16 +101,17 @@ def data_overrides(root: Path) -> list[str]:
 
 
 def install_wheels() -> dict:
-    """The environment the runs get: the carried wheels on PYTHONPATH when hydra is missing, and src/."""
+    """The environment the runs get: the carried wheels on PYTHONPATH when hydra or pydantic is missing, and src/."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
     paths = [str(ROOT / "src")]
     try:
         import hydra  # noqa: F401
+        import pydantic  # noqa: F401
     except ImportError:
         wheels = sorted((ROOT / ".whl").glob("*.whl"))
         if not wheels:
-            raise SystemExit(
-                "smoke: error: hydra is missing and .whl/ holds no wheels (python gpu/prepare.py)") from None
+            raise SystemExit("smoke: error: hydra or pydantic is missing and .whl/ holds no wheels "
+                             "(python gpu/prepare.py)") from None
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                         "--no-cache-dir", "--upgrade", "--target", str(SITE), *map(str, wheels)], check=True)
         paths.append(str(SITE))

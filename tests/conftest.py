@@ -75,9 +75,17 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 
 
 def make_cfg(*overrides: str):
-    from bnrepro.config_schema import compose
+    """configs/train.yaml composed with these overrides, as experiments/train.py composes it (a DictConfig)."""
+    from bnrepro.config import compose
 
     return compose(*overrides)
+
+
+def make_config(*overrides: str):
+    """The same, as the schema's objects with every rule checked: what a run reads (plan.config)."""
+    from bnrepro.config.check import check
+
+    return check(make_cfg(*overrides))
 
 
 def small_overrides(data: dict, steps: int = 200) -> list[str]:
@@ -86,11 +94,27 @@ def small_overrides(data: dict, steps: int = 200) -> list[str]:
             "trainer.probe_every=20", "logger=none", *data["overrides"]]
 
 
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 1800, env_extra: dict | None = None):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-    env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
-    return subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+def command(script: str, *args: str) -> list[str]:
+    """python experiments/<script> with these arguments."""
+    return [sys.executable, str(ROOT / "experiments" / script), *args]
+
+
+def _env(extra: dict | None) -> dict:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}  # unbuffered: a test may wait for a line
+    return {k: v for k, v in env.items() if v is not None}  # None removes a variable
+
+
+def run_cli(*args: str, script: str = "train.py", cwd: Path = ROOT, timeout: int = 1800,
+            env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """One of the commands users type (experiments/train.py unless `script` names another), to its end."""
+    return subprocess.run(command(script, *args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=_env(env_extra))
+
+
+def start_cli(*args: str, script: str = "train.py", stderr=subprocess.PIPE) -> subprocess.Popen:
+    """The same, in the background (stderr=subprocess.STDOUT: one stream, in the order it was written)."""
+    return subprocess.Popen(command(script, *args), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            env=_env(None))
 
 
 def write_synthetic_cifar(root: Path, per_batch: int = 40, test: int = 40, seed: int = 0) -> Path:
@@ -122,6 +146,39 @@ def cifar_data(tmp_path_factory) -> dict:
     else:
         root, real = write_synthetic_cifar(tmp_path_factory.mktemp("cifar")), False
     return {"overrides": [f"data.root={root}", "data.allow_unofficial=true"], "real": real}
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    """An empty git repository in tmp_path; git(*args) runs git there, commit() commits everything."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    def commit() -> None:
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+
+    git("init", "-q")
+    git.commit = commit
+    return git
+
+
+def sgd_side_by_side(a, b, batches, **kw) -> None:
+    """Model a trained by torch.optim.SGD, model b (a copy) by FlatSGD, with the same options, on the same batches
+    (x, y); then every parameter must be equal, bit for bit."""
+    import torch
+    import torch.nn.functional as F
+
+    from bnrepro.optim import FlatSGD
+
+    opt_a, opt_b = torch.optim.SGD(a.parameters(), **kw), FlatSGD(b.parameters(), **kw)
+    for x, y in batches:
+        for model, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
 
 
 def job(sweep: Path, *settings: str) -> Path:

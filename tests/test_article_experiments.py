@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from bnrepro import ConfigError
-from bnrepro.config import validate
+from bnrepro.config.hydra import lr_for_batch
+from bnrepro.config.schema import Shift
 from bnrepro.data import Split
 from bnrepro.figures.batch_size import fig_batch_size, final_accuracies
 from bnrepro.figures.higher_lr import curves, fig_higher_lr, table
 from bnrepro.models import MLP
-from bnrepro.paths import lr_for_batch
 from bnrepro.probes.shift import ShiftProbe, shifted
 from bnrepro.run import train
-from tests.conftest import make_cfg, small_overrides
+from tests.conftest import make_cfg, make_config, small_overrides
 
 
 @pytest.mark.unit
@@ -49,13 +49,13 @@ def test_eval_train_measures_a_training_subset_in_evaluation_mode(tmp_path, mnis
                                           ("probe.shift.single_images=0", "probe.shift.single_images")])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(make_cfg("experiment=mnist_shift", override))
+        make_config("experiment=mnist_shift", override)
 
 
 @pytest.mark.unit
 def test_eval_train_needs_evaluations():
     with pytest.raises(ConfigError, match=r"trainer\.eval_train"):
-        validate(make_cfg("experiment=mnist_bn", "trainer.eval_train=100", "trainer.eval_every=0"))
+        make_config("experiment=mnist_bn", "trainer.eval_train=100", "trainer.eval_every=0")
 
 
 @pytest.mark.unit
@@ -77,8 +77,8 @@ def _probe(norm: str, seed: int = 0) -> tuple[MLP, ShiftProbe]:
     x = torch.rand(400, 8, generator=g)
     y = (x[:, 0] * 10).long().clamp(max=9)
     split = Split(x=x, y=y)
-    spec = {"contrast": [1.0, 0.5], "brightness": [0.0, 1.0], "classes": [10, 2], "reestimate_samples": 200,
-            "single_images": 3, "batches_per_image": 5}
+    spec = Shift(contrast=[1.0, 0.5], brightness=[0.0, 1.0], classes=[10, 2], reestimate_samples=200,
+                 single_images=3, batches_per_image=5)
     return model, ShiftProbe(model, split, split, spec, batch_size=20, seed=seed)
 
 

@@ -4,9 +4,9 @@ import tarfile
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from bnrepro import DataError
+from bnrepro.config.schema import Cifar10
 from bnrepro.data import BatchSampler, generator, load_cifar10, load_dataset
 from bnrepro.data.cifar10 import official_md5s
 from tests.conftest import SHARED, write_synthetic_cifar
@@ -15,9 +15,8 @@ CPU = torch.device("cpu")
 
 
 def cfg(root, cache, **kw):
-    return OmegaConf.create({"name": "cifar10", "format": "cifar10", "root": str(root), "cache_dir": str(cache),
-                             "download": False, "allow_unofficial": False, "archive": None, "normalize": True,
-                             "sparse_eval": False, **kw})
+    """data=cifar10 at its defaults (config.schema.Cifar10), pointed at `root` and `cache`, with no download."""
+    return Cifar10(root=str(root), cache_dir=str(cache), **{"download": False, **kw})
 
 
 @pytest.fixture

@@ -1,13 +1,11 @@
 """The CIFAR experiment through the real entry point: a short multirun over the three networks."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, job, run_cli
+from tests.conftest import job, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +38,7 @@ def test_twenty_steps_per_variant(tmp_path, cifar_data):
     results = tmp_path / "results"
     for script, args in (("collect.py", [str(tmp_path), "--out", str(results / "cifar_bn")]),
                          ("figures.py", ["cifar_bn", "--results", str(results)])):
-        out = subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args], capture_output=True,
-                             text=True)
+        out = run_cli(*args, script=script)
         assert out.returncode == 0, out.stderr[-3000:]
     for name in ("fig_santurkar1_training", "fig_santurkar1c_histograms", "fig_santurkar2_noisy_bn",
                  "fig_santurkar2_noisy_bn_pooled", "fig_santurkar8_moments"):

@@ -9,21 +9,20 @@ import pytest
 import torch
 
 from bnrepro import ConfigError
-from bnrepro.config import validate
-from bnrepro.plan import resolve
+from bnrepro.config.plan import resolve
 from bnrepro.run import train
-from tests.conftest import make_cfg, small_overrides
+from tests.conftest import make_cfg, make_config, small_overrides
 
 
 @pytest.mark.unit
 def test_compile_takes_the_autograd_step_and_leaves_the_step_probes_alone():
     assert not resolve(make_cfg("experiment=mnist_bn", "trainer.compile=default")).fused  # auto: autograd's step
-    assert resolve(make_cfg("experiment=mnist_bn")).compile is None
+    assert resolve(make_cfg("experiment=mnist_bn")).config.trainer.compile is None
     for override in ("trainer.fused_step=true", "trainer.ics_every=10"):
         with pytest.raises(ConfigError, match="trainer.compile=default"):
-            validate(make_cfg("experiment=mnist_bn", "trainer.compile=default", override))
+            make_config("experiment=mnist_bn", "trainer.compile=default", override)
     with pytest.raises(ConfigError, match="trainer.compile='fast' is not one of"):
-        validate(make_cfg("experiment=mnist_bn", "trainer.compile=fast"))
+        make_config("experiment=mnist_bn", "trainer.compile=fast")
 
 
 @pytest.mark.e2e

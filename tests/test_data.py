@@ -1,20 +1,20 @@
+import dataclasses
 import os
 import stat
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from bnrepro import DataError
 from bnrepro.data import BatchSampler, Split, generator, load_dataset, load_idx, locate_idx, stream_seed
-from tests.conftest import SHARED, make_cfg, write_synthetic_mnist
+from tests.conftest import SHARED, make_cfg, make_config, write_synthetic_mnist
 
-MNIST_CONFIG = make_cfg().data  # configs/data/mnist.yaml, composed
+MNIST_CONFIG = make_config().data  # configs/data/mnist.yaml, composed and checked
 
 
 def data_cfg(root, cache, **kw):
     """configs/data/mnist.yaml, pointed at `root` and `cache`."""
-    return OmegaConf.merge(MNIST_CONFIG, {"root": str(root), "cache_dir": str(cache), "download": False, **kw})
+    return dataclasses.replace(MNIST_CONFIG, root=str(root), cache_dir=str(cache), **{"download": False, **kw})
 
 
 def load_mnist(cfg, device):
@@ -138,13 +138,11 @@ def test_parallel_jobs_can_fill_an_empty_cache_at_once(tmp_path):
 @pytest.mark.unit
 def test_a_second_idx_dataset_is_one_config_file(tmp_path):
     """configs/data/fashion_mnist.yaml: its own folder, checksums and cache; MNIST's files are not taken for it."""
-    from tests.conftest import make_cfg
-
     root = tmp_path / "root"
     write_synthetic_mnist(root, n_train=60, n_test=20)
     (root / "MNIST").rename(root / "FashionMNIST")  # the same IDX layout under Fashion-MNIST's folder
-    cfg = make_cfg("experiment=mnist_bn", "data=fashion_mnist", f"data.root={root}",
-                   f"data.cache_dir={tmp_path / 'cache'}", "data.download=false").data
+    cfg = make_config("experiment=mnist_bn", "data=fashion_mnist", f"data.root={root}",
+                      f"data.cache_dir={tmp_path / 'cache'}", "data.download=false").data
     with pytest.raises(DataError, match="md5"):  # not the official Fashion-MNIST files
         load_dataset(cfg, torch.device("cpu"))
     cfg.allow_unofficial = True
@@ -157,12 +155,10 @@ def test_a_second_idx_dataset_is_one_config_file(tmp_path):
 
 @pytest.mark.unit
 def test_a_config_without_checksums_loads_and_is_never_called_official(tmp_path):
-    from tests.conftest import make_cfg
-
     root = tmp_path / "root"
     write_synthetic_mnist(root, n_train=60, n_test=20)
-    cfg = make_cfg("experiment=mnist_bn", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
-                   "data.name=my_digits", "data.sha256=null", "data.gz_md5=null", "data.download=false").data
+    cfg = make_config("experiment=mnist_bn", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                      "data.name=my_digits", "data.sha256=null", "data.gz_md5=null", "data.download=false").data
     ds = load_dataset(cfg, torch.device("cpu"))
     assert ds.official is False and ds.name == "my_digits"
 
@@ -181,7 +177,6 @@ def test_an_idx_file_whose_header_lies_is_a_clear_error(tmp_path):
 def test_train_py_finds_the_same_data_as_make(monkeypatch):
     """The data root's default: BNREPRO_DATA, else ../shared/datasets beside the checkout, else ./data in it."""
     from bnrepro import paths
-    from tests.conftest import make_cfg
 
     monkeypatch.setenv("BNREPRO_DATA", "/somewhere")
     assert make_cfg("experiment=mnist_bn").data.root == "/somewhere"

@@ -15,9 +15,7 @@ import pytest
 import torch
 
 from bnrepro import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_UNWRITABLE
-from tests.conftest import ROOT, make_cfg, run_cli, small_overrides
-
-TRAIN = [sys.executable, str(ROOT / "experiments" / "train.py")]
+from tests.conftest import ROOT, make_cfg, run_cli, small_overrides, start_cli
 
 
 def long_run(mnist_data, run_dir: Path, steps: int = 200000) -> list[str]:
@@ -25,11 +23,6 @@ def long_run(mnist_data, run_dir: Path, steps: int = 200000) -> list[str]:
     return ["experiment=mnist_bn", f"trainer.max_steps={steps}", "trainer.eval_every=0", "trainer.probe_every=0",
             "trainer.progress_every=200", "trainer.checkpoint_every=500", "logger=none", *mnist_data["overrides"],
             f"hydra.run.dir={run_dir}"]
-
-
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*TRAIN, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def wait_for(path: Path, text: str, proc: subprocess.Popen | None = None, limit_s: float = 1200) -> None:
@@ -74,7 +67,7 @@ def test_a_folder_lock_is_held_once_and_a_dead_holders_lock_is_taken_over(tmp_pa
 @pytest.mark.e2e
 def test_a_second_process_on_the_same_run_folder_stops_at_once_and_writes_nothing(tmp_path, mnist_data):
     run = tmp_path / "run"
-    first = start(*long_run(mnist_data, run))
+    first = start_cli(*long_run(mnist_data, run))
     try:
         wait_for(run / "train.log", "step 200/", first)
         before = {str(p.relative_to(run)): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
@@ -111,7 +104,7 @@ def alive(pid: int) -> bool:
 def test_sigkill_of_a_parallel_launcher_ends_its_workers(tmp_path, mnist_data):
     sweep = tmp_path / "sweep"
     args = [a for a in long_run(mnist_data, tmp_path / "unused") if not a.startswith("hydra.run.dir")]
-    launcher = start("-m", *args, "seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+    launcher = start_cli("-m", *args, "seed=0,1", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
                      f"hydra.sweep.dir={sweep}")
     folders = {}
     try:
@@ -160,7 +153,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_the_choice
 @pytest.mark.e2e
 def test_a_truncated_checkpoint_is_one_line_naming_it_and_force_true(tmp_path, mnist_data):
     run = tmp_path / "run"
-    proc = start(*long_run(mnist_data, run))
+    proc = start_cli(*long_run(mnist_data, run))
     wait_for(run / "train.log", "step 1200/", proc)  # two checkpoints: the last one and the one before
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=600) == EXIT_INTERRUPTED
@@ -246,8 +239,7 @@ def test_figures_and_report_refuse_a_read_only_results_folder_before_drawing(tmp
     results.chmod(0o555)
     try:
         for script, expect in (("figures.py", "figures: cannot write"), ("report.py", "report: cannot write")):
-            out = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--results", str(results),
-                                  *(["dln"] if script == "figures.py" else [])], capture_output=True, text=True)
+            out = run_cli("--results", str(results), *(["dln"] if script == "figures.py" else []), script=script)
             assert out.returncode == EXIT_REFUSED
             lines = error_lines(out.stderr)
             assert len(lines) == 1 and lines[0].startswith(expect) and "is not writable" in lines[0], out.stderr
@@ -263,7 +255,7 @@ def test_figures_and_report_refuse_a_read_only_results_folder_before_drawing(tmp
 @pytest.mark.e2e
 def test_a_second_ctrl_c_stops_at_once_with_one_line_and_the_run_resumes(tmp_path, mnist_data):
     run = tmp_path / "run"
-    proc = start(*long_run(mnist_data, run, steps=4000))
+    proc = start_cli(*long_run(mnist_data, run, steps=4000))
     wait_for(run / "train.log", "step 600/", proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
@@ -300,9 +292,8 @@ def test_the_step_log_grows_with_the_steps_done():
 def test_a_misspelt_claim_metric_is_refused_by_make_report(tmp_path):
     claims = (ROOT / "configs" / "claims.yaml").read_text().replace("metric: test/acc\n", "metric: test/accc\n", 1)
     (tmp_path / "claims.yaml").write_text(claims)
-    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), "--claims",
-                          str(tmp_path / "claims.yaml"), "--results", str(ROOT / "results")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = run_cli("--claims", str(tmp_path / "claims.yaml"), "--results", str(ROOT / "results"), script="report.py",
+                  cwd=tmp_path)
     assert out.returncode == EXIT_REFUSED
     lines = error_lines(out.stderr)
     assert len(lines) == 1 and "metric 'test/accc' is recorded by no stored result (did you mean test/acc?)" in lines[0]

@@ -6,14 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bnrepro import ConfigError
+from bnrepro.config.plan import resolve, resolve_device
 from bnrepro.models.noisy_bn import NoisyBatchNorm
-from bnrepro.optim import FlatSGD
-from bnrepro.plan import resolve, resolve_device
 from bnrepro.probes.percentiles import _percentiles_numpy, _percentiles_torch
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, sgd_side_by_side
 
 
 def conv_net() -> torch.nn.Module:
@@ -27,17 +25,11 @@ def test_flat_sgd_keeps_channels_last_and_torch_sgd_numbers():
     a = conv_net().to(memory_format=torch.channels_last)
     b = conv_net().to(memory_format=torch.channels_last)
     b.load_state_dict(a.state_dict())
-    opt_a, opt_b = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9), FlatSGD(b.parameters(), lr=0.1, momentum=0.9)
     g = torch.Generator().manual_seed(1)
-    for _ in range(5):
-        x = torch.randn(6, 3, 9, 9, generator=g).to(memory_format=torch.channels_last)
-        y = torch.randint(0, 10, (6,), generator=g)
-        for model, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-        assert torch.equal(pa, pb), name
+    batches = [(torch.randn(6, 3, 9, 9, generator=g).to(memory_format=torch.channels_last),
+                torch.randint(0, 10, (6,), generator=g)) for _ in range(5)]
+    sgd_side_by_side(a, b, batches, lr=0.1, momentum=0.9)
+    for name, pb in b.named_parameters():
         if pb.dim() == 4:
             assert pb.is_contiguous(memory_format=torch.channels_last), name
             assert pb.grad.stride() == pb.stride(), name

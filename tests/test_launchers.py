@@ -5,13 +5,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, make_cfg, run_cli
+from tests.conftest import make_cfg, run_cli, start_cli
 
 
 @pytest.mark.unit
@@ -20,7 +19,7 @@ def test_the_slurm_launcher_config_becomes_the_sbatch_script(tmp_path, monkeypat
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
 
-    from bnrepro.config_schema import compose
+    from bnrepro.config import compose
 
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -49,9 +48,8 @@ def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path,
     common = ["experiment=mnist_bn", "model.norm=batch", "trainer.max_steps=3000", "trainer.checkpoint_every=500",
               "trainer.progress_every=100", "logger=none", *mnist_data["overrides"]]
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), "-m", *common, "hydra/launcher=submitit_local",
-           f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    proc = start_cli("-m", *common, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}",
+                     stderr=subprocess.STDOUT)
     run, deadline = None, time.time() + 1200
     while run is None and time.time() < deadline:
         logs = list(sweep.glob("*/train.log"))
@@ -68,8 +66,7 @@ def test_submitit_runs_a_job_and_requeues_it_after_a_preemption_signal(tmp_path,
     assert "interrupted (SIGUSR2)" in log and "resumed from step" in log
 
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *common, f"hydra.run.dir={whole}"],
-                   check=True, capture_output=True, cwd=ROOT)
+    assert run_cli(*common, f"hydra.run.dir={whole}").returncode == 0
     a, b = (torch.load(d / "model_final.pt", weights_only=True) for d in (whole, run))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -88,17 +85,20 @@ def test_jobs_side_by_side_get_their_own_folders_and_share_the_cores(tmp_path, m
 
 
 @pytest.mark.unit
-def test_the_parallel_launcher_is_bounded_by_the_cores():
-    from bnrepro.config_schema import compose
+def test_a_job_gets_one_thread_for_the_mlp_and_torchs_choice_otherwise():
+    """trainer.threads=null, decided per job (config.plan.resolve): the MLP's small products are faster on one
+    thread, so its jobs fill the cores side by side; the VGG leaves the count to torch, which the parallel launcher's
+    workers share (the test above checks workers x threads <= cores)."""
+    from bnrepro.config import resolve
 
-    cfg = compose("experiment=mnist_bn", "hydra/launcher=parallel", return_hydra_config=True)
-    assert cfg.hydra.launcher.n_jobs == -1  # joblib: one worker per core, at most
-    assert make_cfg("experiment=mnist_bn").trainer.threads is None  # resolved per job (plan.resolve)
+    assert resolve(make_cfg("experiment=mnist_bn", "hydra/launcher=parallel")).threads == 1
+    assert resolve(make_cfg("experiment=cifar_bn_small", "device=cpu")).threads is None
+    assert resolve(make_cfg("experiment=mnist_bn", "trainer.threads=2")).threads == 2
 
 
 @pytest.mark.unit
 def test_a_float_sweep_value_gives_a_clean_folder_name():
-    from bnrepro.paths import job_folder
+    from bnrepro.config.hydra import job_folder
 
     assert job_folder("optim.lr=0.30000000000000004,seed=0") == "optim.lr=0.3,seed=0"  # range(0.1,0.5,0.1)
     assert job_folder("optim.lr=1e-06,seed=12") == "optim.lr=1e-06,seed=12"  # left as written

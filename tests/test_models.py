@@ -3,12 +3,12 @@ import torch
 from torch import nn
 
 from bnrepro.models import MLP, build_model
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, make_config
 
 
 @pytest.mark.unit
 def test_shapes_and_layout_follow_the_paper():
-    model = build_model(make_cfg("experiment=mnist_bn", "model.norm=batch").model)
+    model = build_model(make_config("experiment=mnist_bn", "model.norm=batch").model)
     assert model(torch.rand(7, 784)).shape == (7, 10)
     assert [b.linear.out_features for b in model.blocks] == [100, 100, 100]
     for block in model.blocks:  # Linear -> BN -> sigmoid: BN sits right before the nonlinearity

@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from bnrepro.config import fused_applies
+from bnrepro.config.check import fused_applies
+from bnrepro.config.plan import variant
 from bnrepro.models import MLP, VGG
 from bnrepro.models.mlp_fused import supports_fused
-from bnrepro.plan import variant
 from bnrepro.probes.affine import affine_values
 from bnrepro.run import train
-from tests.conftest import make_cfg, small_overrides
+from tests.conftest import make_cfg, make_config, small_overrides
 
 
 @pytest.mark.unit
@@ -56,18 +56,18 @@ def test_affine_false_has_no_gamma_or_beta_and_the_fused_step_stays_out():
     assert affine_values(mlp, 0, [50]) == {}
     assert supports_fused(MLP(norm="batch")) and not supports_fused(mlp)
     assert not supports_fused(MLP(norm="batch", norm_position="post"))
-    assert fused_applies(make_cfg("experiment=mnist_bn"))
-    assert not fused_applies(make_cfg("experiment=mnist_affine", "model.affine=false"))
-    assert not fused_applies(make_cfg("experiment=mnist_norm_position", "model.norm_position=post"))
+    assert fused_applies(make_config("experiment=mnist_bn"))
+    assert not fused_applies(make_config("experiment=mnist_affine", "model.affine=false"))
+    assert not fused_applies(make_config("experiment=mnist_norm_position", "model.norm_position=post"))
 
 
 @pytest.mark.unit
 def test_variant_names_keep_the_papers_variants_and_name_the_new_ones():
-    assert variant(make_cfg("experiment=mnist_bn").model) == "batch"
-    assert variant(make_cfg("experiment=mnist_bn", "model.norm=none").model) == "none"
-    assert variant(make_cfg("experiment=mnist_norm_position", "model.norm_position=post").model) == "batch_post"
-    assert variant(make_cfg("experiment=mnist_affine", "model.affine=false").model) == "batch_no_affine"
-    assert variant(make_cfg("experiment=mnist_layernorm", "model.norm=layer").model) == "layer"
+    assert variant(make_config("experiment=mnist_bn").model) == "batch"
+    assert variant(make_config("experiment=mnist_bn", "model.norm=none").model) == "none"
+    assert variant(make_config("experiment=mnist_norm_position", "model.norm_position=post").model) == "batch_post"
+    assert variant(make_config("experiment=mnist_affine", "model.affine=false").model) == "batch_no_affine"
+    assert variant(make_config("experiment=mnist_layernorm", "model.norm=layer").model) == "layer"
 
 
 @pytest.mark.unit
@@ -109,17 +109,15 @@ def test_the_affine_probe_records_gamma_moving_away_from_one(tmp_path, mnist_dat
 @pytest.mark.unit
 def test_post_without_a_norm_is_refused_by_name():
     from bnrepro import ConfigError
-    from bnrepro.config import validate
 
     with pytest.raises(ConfigError, match=r"model\.norm_position=post"):
-        validate(make_cfg("experiment=mnist_bn", "model.norm=none", "model.norm_position=post"))
+        make_config("experiment=mnist_bn", "model.norm=none", "model.norm_position=post")
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("norm", ["l2", "noisy_batch", "none"])
 def test_affine_false_on_a_norm_without_gamma_is_refused_by_name(norm):
     from bnrepro import ConfigError
-    from bnrepro.config import validate
 
     with pytest.raises(ConfigError, match=r"model\.affine=false"):
-        validate(make_cfg("experiment=mnist_bn", f"model.norm={norm}", "model.affine=false"))
+        make_config("experiment=mnist_bn", f"model.norm={norm}", "model.affine=false")

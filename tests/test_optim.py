@@ -1,9 +1,9 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bnrepro.models import MLP
 from bnrepro.optim import FlatSGD
+from tests.conftest import sgd_side_by_side
 
 pytestmark = pytest.mark.unit
 
@@ -18,17 +18,9 @@ def test_flat_sgd_is_bitwise_torch_sgd(kw):
     torch.manual_seed(0)
     a, b = MLP(norm="batch", hidden=(16, 8)), MLP(norm="batch", hidden=(16, 8))
     b.load_state_dict(a.state_dict())
-    opt_a = torch.optim.SGD(a.parameters(), lr=0.1, **kw)
-    opt_b = FlatSGD(b.parameters(), lr=0.1, **kw)
     g = torch.Generator().manual_seed(1)
-    for _ in range(15):
-        x, y = torch.rand(12, 784, generator=g), torch.randint(0, 10, (12,), generator=g)
-        for model, opt in ((a, opt_a), (b, opt_b)):
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
-        assert torch.equal(pa, pb), name
+    batches = [(torch.rand(12, 784, generator=g), torch.randint(0, 10, (12,), generator=g)) for _ in range(15)]
+    sgd_side_by_side(a, b, batches, lr=0.1, **kw)
 
 
 def test_parameters_are_views_of_one_buffer():

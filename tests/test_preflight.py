@@ -63,12 +63,13 @@ def test_the_grid_of_an_experiment_config_is_checked_too(tmp_path):
 
 @pytest.mark.unit
 def test_resolve_decides_what_the_loop_receives():
-    from bnrepro.plan import resolve
+    from bnrepro.config.plan import resolve
 
     plan = resolve(make_cfg("experiment=mnist_bn", "logger=none"))
     assert plan.fused and plan.every.steps == 50000 and plan.every.progress == 2500 and plan.every.wandb == 0
-    assert plan.probe["qs"] == [15, 50, 85] and plan.etas is None and plan.every.deltas is False
+    assert plan.every.probe == 50 and plan.config.probe.percentiles == [15, 50, 85]
+    assert plan.etas is None and plan.every.deltas is False
     vgg = resolve(make_cfg("experiment=cifar_bn_small"))
     assert not vgg.fused and vgg.every.deltas and vgg.every.wandb == 250  # W&B offline, configs/logger/wandb.yaml
     dln = resolve(make_cfg("experiment=dln"))
-    assert dln.ics_layers == [9, 17] and len(dln.etas) == 8 and dln.probe is None
+    assert dln.config.ics.layers == [9, 17] and len(dln.etas) == 8 and dln.every.probe == 0

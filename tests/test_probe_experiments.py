@@ -2,13 +2,11 @@
 step and the figures, from stored metrics only."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +31,8 @@ CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
 
 
 def collect_and_draw(sweep_dir, results, name):
-    py = sys.executable
-    subprocess.run([py, str(ROOT / "experiments" / "collect.py"), str(sweep_dir), "--out", str(results / name)],
-                   check=True, capture_output=True)
-    return subprocess.run([py, str(ROOT / "experiments" / "figures.py"), name, "--results", str(results)],
-                          capture_output=True, text=True)
+    assert run_cli(str(sweep_dir), "--out", str(results / name), script="collect.py").returncode == 0
+    return run_cli(name, "--results", str(results), script="figures.py")
 
 
 @pytest.mark.parametrize("experiment", list(CASES))

@@ -5,19 +5,19 @@ as reproductions, statements and questions roll up from their rows, and a malfor
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from bnrepro.report import ClaimsError, answers, build, load, load_all, statements
 from bnrepro.report.rollup import independent_run_sets, strongest
 from bnrepro.report.series import reduce
-from bnrepro.report.stats import interval, resolution, t_quantile
-from tests.conftest import ROOT
+from bnrepro.report.stats import interval, resolution
+from tests.conftest import ROOT, run_cli
 
 HEAD = """\
 questions:
@@ -99,9 +99,6 @@ def verdicts(tmp_path, claims: str, results: dict, **kw) -> dict[str, str]:
 
 @pytest.mark.unit
 def test_t_quantiles_intervals_and_what_the_seeds_resolve():
-    assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
-    assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
-    assert t_quantile(0.975, 9) == pytest.approx(2.262, abs=1e-3)
     assert [round(resolution(n), 2) for n in (3, 5, 10)] == [2.48, 1.24, 0.72]
     est, lo, hi = interval([1.0, 2.0, 3.0])
     assert (est, lo, hi) == pytest.approx((2.0, 2.0 - 2.484, 2.0 + 2.484), abs=1e-3)
@@ -237,7 +234,7 @@ def test_the_pages_answer_first_and_are_deterministic(tmp_path):
     assert "- [A toy figure](report/toy_fig.md): 1 rows, 1 pass" in markdown
     assert "(sign only: no margin)" in figure
     assert "*Figure not drawn yet (`toy/fig_toy.png`)" in figure  # no image yet: said, not a broken link
-    assert "Code: commit `abcdef12` (clean tree). Data: official." in figure
+    assert "Code: commit `abcdef12` (clean tree). Data: official data." in figure
     (tmp_path / "results" / "toy" / "fig_toy.png").write_bytes(b"png")
     again = build(tmp_path / "results", tmp_path / "claims.yaml")[0]
     assert "![A toy figure](../toy/fig_toy.png)" in again["report/toy_fig.md"]  # relative to results/report/
@@ -289,8 +286,7 @@ def test_reductions():
 @pytest.mark.e2e
 def test_the_cli_exits_2_with_one_line_on_a_bad_claims_file(tmp_path):
     bad = write_claims(tmp_path / "claims.yaml", BN_HIGHER.replace("  kind: direction\n", ""))
-    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), "--claims", str(bad),
-                          "--results", str(tmp_path)], capture_output=True, text=True)
+    out = run_cli("--claims", str(bad), "--results", str(tmp_path), script="report.py")
     assert out.returncode == 2 and out.stderr.startswith("report: claim 'toy.higher'")
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "REPORT.md").exists()
 
@@ -381,6 +377,11 @@ def test_spans_across_a_run_column_and_correlations_across_runs(tmp_path):
     rho, lo, hi = spearman_interval(np.arange(20.0), -np.arange(20.0) ** 2)
     assert rho == pytest.approx(-1.0) and hi < 0
     assert spearman_interval([1.0, 2.0, 3.0], [3.0, 1.0, 2.0])[1:] == (-1.0, 1.0)  # 3 pairs say nothing
+    # Tied values share their mean rank: [1, 2, 2, 3, 4] against a strictly rising series is below 1 (0.975)
+    x, y = [1.0, 2.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert spearman_interval(x, y)[0] == pytest.approx(scipy_stats.spearmanr(x, y).statistic, rel=1e-12)
+    assert round(spearman_interval(x, y)[0], 3) == 0.975
+    assert spearman_interval([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0])[0] == 0.0  # a constant side: no order
 
 
 @pytest.mark.unit

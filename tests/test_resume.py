@@ -2,29 +2,23 @@
 ends with the weights and metrics of an uninterrupted one, bit for bit on the CPU."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli, start_cli
 
 SHORT = ["experiment=mnist_bn", "trainer.max_steps=400", "trainer.checkpoint_every=100", "trainer.eval_every=50",
          "trainer.probe_every=20", "trainer.progress_every=10", "logger=none"]
 
 
-def cli(run_dir, *overrides):
-    return [sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
-
-
 def start_and_stop(run_dir, overrides, at_step: int, sig) -> subprocess.CompletedProcess:
     """Start a run, send `sig` once its progress line for `at_step` appears, and wait for it to end."""
-    proc = subprocess.Popen(cli(run_dir, *overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+    proc = start_cli(*overrides, f"hydra.run.dir={run_dir}", stderr=subprocess.STDOUT)
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -45,13 +39,13 @@ def same_run(a, b) -> None:
 def test_kill_9_then_the_same_command_resumes_bitwise(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(cli(whole, *overrides), check=True, capture_output=True, cwd=ROOT)
+    assert run_cli(*overrides, f"hydra.run.dir={whole}").returncode == 0
     start_and_stop(killed, overrides, 250, signal.SIGKILL)
     info = json.loads((killed / "run.json").read_text())
     assert info["status"] == "running"  # what a killed run leaves: never taken for a finished one
     assert (killed / "checkpoint.pt").is_file() and not (killed / "model_final.pt").exists()
     assert pd.read_parquet(killed / "metrics.parquet")["step"].max() == 200  # up to its last checkpoint
-    res = subprocess.run(cli(killed, *overrides), capture_output=True, text=True, cwd=ROOT)
+    res = run_cli(*overrides, f"hydra.run.dir={killed}")
     assert res.returncode == 0 and "resumed from step 200" in res.stdout + res.stderr
     info = json.loads((killed / "run.json").read_text())
     assert info["status"] == "completed" and info["resumed_from_step"] == 200
@@ -63,7 +57,7 @@ def test_kill_9_then_the_same_command_resumes_bitwise(tmp_path, mnist_data):
 def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    subprocess.run(cli(whole, *overrides), check=True, capture_output=True, cwd=ROOT)
+    assert run_cli(*overrides, f"hydra.run.dir={whole}").returncode == 0
     res = start_and_stop(stopped, overrides, 150, signal.SIGTERM)
     assert res.returncode == 130 and "Traceback" not in res.stdout
     said = [line for line in res.stdout.splitlines() if "interrupted" in line]
@@ -74,7 +68,7 @@ def test_sigterm_stops_at_a_step_with_one_line_and_resumes(tmp_path, mnist_data)
     assert not (stopped / "model_final.pt").exists() and (stopped / "checkpoint.pt").is_file()
     rows = pd.read_parquet(stopped / "metrics.parquet")
     assert rows["step"].max() >= 150
-    res = subprocess.run(cli(stopped, *overrides), capture_output=True, text=True, cwd=ROOT)
+    res = run_cli(*overrides, f"hydra.run.dir={stopped}")
     assert f"resumed from step {info['steps_done']}" in res.stdout + res.stderr
     same_run(whole, stopped)
 
@@ -96,7 +90,7 @@ def test_a_finished_run_is_skipped_unless_forced(tmp_path, mnist_data):
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, mnist_data):
     overrides = [*SHORT, *mnist_data["overrides"]]
     start_and_stop(tmp_path, overrides, 150, signal.SIGTERM)
-    res = subprocess.run(cli(tmp_path, *overrides, "optim.lr=0.02"), capture_output=True, text=True, cwd=ROOT)
+    res = run_cli(*overrides, "optim.lr=0.02", f"hydra.run.dir={tmp_path}")
     assert res.returncode == 2 and "holds a checkpoint of another config" in res.stderr + res.stdout
 
 
@@ -107,9 +101,7 @@ def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_p
 
     overrides = ["-m", *SHORT, "model.norm=none,batch", *mnist_data["overrides"]]
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_cli(*overrides, f"hydra.sweep.dir={sweep}", stderr=subprocess.STDOUT)
     for line in proc.stdout:  # the first job (none) finishes; stop the second (batch) halfway
         if "model.norm=batch" in line and "step 250/" in line:
             proc.send_signal(signal.SIGTERM)
@@ -120,12 +112,11 @@ def test_an_interrupted_sweep_skips_its_finished_jobs_and_resumes_the_rest(tmp_p
     _, runs = load_runs([sweep], skipped)
     assert list(runs["variant"]) == ["none"] and len(skipped) == 1 and "(interrupted)" in skipped[0]
 
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    res = run_cli(*overrides, f"hydra.sweep.dir={sweep}")
     said = res.stdout + res.stderr
     assert res.returncode == 0 and "already completed" in said and "resumed from step 25" in said
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, str(ROOT / "experiments" / "train.py"), *overrides, f"hydra.sweep.dir={whole}"],
-                   check=True, capture_output=True, cwd=ROOT)
+    assert run_cli(*overrides, f"hydra.sweep.dir={whole}").returncode == 0
     for norm in ("none", "batch"):
         same_run(job(whole, f"model.norm={norm}"), job(sweep, f"model.norm={norm}"))
 
@@ -178,30 +169,30 @@ def test_a_run_made_before_a_key_existed_is_found_again(tmp_path, mnist_data):
 
 @pytest.mark.unit
 def test_each_migration_adds_its_key_exactly_where_todays_configs_carry_it():
-    """For every model group (and an experiment of each kind), a stored config with the key removed gets it back at
+    """For every model option and an experiment of each kind, a stored config with the key removed gets it back at
     its old value, and a config of a group without the key gets nothing."""
-    from omegaconf import OmegaConf
+    import copy
+    import dataclasses
 
-    from bnrepro.computed import MIGRATIONS, migrate, same_computation
-    from bnrepro.config_schema import OPTIONS
-    from tests.conftest import CONFIGS, make_cfg
+    from bnrepro.config.schema import OPTIONS
+    from bnrepro.config.stored import MIGRATIONS, migrate, parent, same_computation, select
+    from tests.conftest import CONFIGS, make_config
 
     models = {name for group, name in OPTIONS if group == "model"}
     models |= {m.stem for m in (CONFIGS / "model").glob("*.yaml")}
-    assert models == {"mlp", "vgg", "dln", "mlp_relu"}
-    configs = [make_cfg(f"model={m}") for m in sorted(models)]
-    configs += [make_cfg(f"experiment={e}") for e in ("dln", "cifar_bn_small", "mnist_shift", "mnist_norm_position")]
-    for cfg in configs:
-        assert OmegaConf.to_container(migrate(cfg)) == OmegaConf.to_container(cfg, resolve=True)  # nothing to add
+    configs = [make_config(f"model={m}") for m in sorted(models)]
+    configs += [make_config(f"experiment={e}") for e in ("dln", "cifar_bn_small", "mnist_shift", "mnist_norm_position")]
+    for config in configs:
+        values = dataclasses.asdict(config)
+        assert migrate(values) == values  # nothing to add
         for key, old, where in MIGRATIONS:
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg, parent)
-            if node is None or leaf not in node or not all(OmegaConf.select(cfg, k) in v for k, v in where.items()):
+            node, leaf = parent(values, key)
+            if node is None or leaf not in node or not all(select(values, k) in ok for k, ok in where.items()):
                 continue  # not this config's key, or one its group always had (the MLP's activation)
-            stored = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-            del OmegaConf.select(stored, parent)[leaf]
-            assert OmegaConf.select(migrate(stored), key) == old, (cfg.model.name, key)
-            assert same_computation(cfg, stored) == (OmegaConf.select(cfg, key) == old), (cfg.model.name, key)
+            stored = copy.deepcopy(values)
+            del parent(stored, key)[0][leaf]
+            assert select(migrate(stored), key) == old, (config.model.name, key)
+            assert same_computation(config, OmegaConf.create(stored)) == (node[leaf] == old), (config.model.name, key)
 
 
 @pytest.mark.unit
@@ -223,3 +214,24 @@ def test_a_version_1_checkpoint_is_upgraded_to_the_same_values():
     assert new["sampler"] == old["sampler"] and new["probe"] == {"moments": old["moments"]}
     assert new["record"] == {"record": old["record"], "steps": old["steps"], "rows": old["rows"]}
     assert all(new[k] is old[k] for k in ("step", "config", "model", "rng", "torch_rng"))
+
+
+@pytest.mark.unit
+def test_a_resumed_run_reports_the_speed_of_the_steps_it_ran(caplog, monkeypatch):
+    """Resumed at step 9000, 1000 steps in 10 s: 100 steps/s, not the 1000 that step 10000 over 10 s would say."""
+    import logging
+
+    from bnrepro import record
+    from bnrepro.logger import NullLogger
+    from bnrepro.metrics import Identity, MetricStore
+    from bnrepro.record import Record, StepLog
+
+    steps = StepLog(10000, torch.device("cpu"), classification=False)
+    steps.load_state_dict({"losses": torch.ones(10000), "correct": torch.zeros(10000, dtype=torch.int64)})
+    store = MetricStore(Identity("e", "batch", 0.1, 0, 60, 0.0, "gaussian", 10000))
+    rec = Record(store, NullLogger(), steps, 60, "run", 10000)
+    rec.started, rec.started_at = 100.0, 9000  # what Loop.run sets when it resumes from the checkpoint at 9000
+    monkeypatch.setattr(record.time, "perf_counter", lambda: 110.0)
+    with caplog.at_level(logging.INFO, logger="bnrepro"):
+        rec.progress(10000, 10)
+    assert caplog.records[-1].getMessage().endswith("| 100 steps/s")

@@ -1,7 +1,5 @@
 """Provenance: the dirty flag and code.diff speak of code and config, not of the results the targets rewrite."""
 
-import subprocess
-
 import pytest
 
 from bnrepro import runinfo
@@ -9,16 +7,11 @@ from bnrepro import runinfo
 pytestmark = pytest.mark.e2e
 
 
-def test_rewritten_results_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
-    def git(*args):
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
-
-    git("init", "-q")
+def test_rewritten_results_do_not_make_the_tree_dirty(tmp_path, monkeypatch, git_repo):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "metrics.csv").write_text("a\n")
     (tmp_path / "train.py").write_text("x = 1\n")
-    git("add", "-A")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    git_repo.commit()
     monkeypatch.setattr(runinfo, "PROJECT_ROOT", tmp_path)
     (tmp_path / "results" / "metrics.csv").write_text("b\n")  # what `make cifar-bn` does before `make lp-norm`
     assert runinfo.git_state()["git_dirty"] is False
@@ -29,15 +22,10 @@ def test_rewritten_results_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
     assert "train.py" in diff and "metrics.csv" not in diff
 
 
-def test_a_new_untracked_file_makes_the_tree_dirty_and_goes_into_code_diff(tmp_path, monkeypatch):
-    def git(*args):
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
-
-    git("init", "-q")
+def test_a_new_untracked_file_makes_the_tree_dirty_and_goes_into_code_diff(tmp_path, monkeypatch, git_repo):
     (tmp_path / ".gitignore").write_text("/runs/\n")
     (tmp_path / "train.py").write_text("x = 1\n")
-    git("add", "-A")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    git_repo.commit()
     monkeypatch.setattr(runinfo, "PROJECT_ROOT", tmp_path)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "run.json").write_text("{}\n")  # ignored: not code

@@ -14,7 +14,7 @@ from bnrepro.evaluation import cross_entropy_sum_or_mean
 from bnrepro.models import MLP, VGG, DeepLinear, fused_loss_and_grad, supports_fused
 from bnrepro.optim import FlatSGD
 from bnrepro.run import train
-from tests.conftest import make_cfg, small_overrides
+from tests.conftest import make_cfg, make_config, small_overrides
 
 
 def _autograd_step(model, opt, x, y):
@@ -86,15 +86,16 @@ def test_the_fused_step_runs_only_where_the_bitwise_test_covers_it():
     MLP."""
     from itertools import product
 
-    from bnrepro.config import fused_applies
+    from bnrepro.config.check import fused_applies
     from bnrepro.models import ACTIVATIONS, NORMS
 
     applies = {(n, a) for n, a in product(NORMS, ACTIVATIONS)
-               if fused_applies(make_cfg("experiment=mnist_bn", f"model.norm={n}", f"model.activation={a}"))}
+               if fused_applies(make_config("experiment=mnist_bn", f"model.norm={n}", f"model.activation={a}"))}
     assert applies == set(product(["none", "batch"], ["sigmoid", "tanh", "relu"]))
     for overrides in (["trainer.amp=bf16"], ["model.affine=false"], ["model.norm_position=post"]):
-        assert not fused_applies(make_cfg("experiment=mnist_bn", *overrides))
-    assert not fused_applies(make_cfg("experiment=dln")) and not fused_applies(make_cfg("experiment=cifar_bn_small"))
+        assert not fused_applies(make_config("experiment=mnist_bn", *overrides))
+    for experiment in ("dln", "cifar_bn_small"):
+        assert not fused_applies(make_config(f"experiment={experiment}"))
 
 
 @pytest.mark.integration
@@ -114,9 +115,8 @@ def test_training_with_and_without_the_fused_step_is_identical(tmp_path, mnist_d
 @pytest.mark.unit
 def test_fused_step_true_refuses_models_it_cannot_take():
     with pytest.raises(ConfigError, match="trainer.fused_step"):
-        from bnrepro.config import validate
 
-        validate(make_cfg("experiment=mnist_bn", "model.norm=l2", "trainer.fused_step=true"))
+        make_config("experiment=mnist_bn", "model.norm=l2", "trainer.fused_step=true")
 
 
 @pytest.mark.unit

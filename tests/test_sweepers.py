@@ -8,7 +8,7 @@ import pytest
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from bnrepro.preflight import sweep_jobs, sweep_values
+from bnrepro.config.preflight import sweep_jobs, sweep_values
 from tests.conftest import run_cli
 
 

@@ -3,13 +3,12 @@
 import json
 import signal
 import struct
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -126,14 +125,14 @@ def test_a_sweeps_runs_sit_side_by_side_named_by_their_overrides(tmp_path, mnist
 def test_a_resumed_offline_run_continues_one_wandb_run(tmp_path, mnist_data):
     """Killed after its checkpoint at step 200 (its W&B folder then holds rows past it), the run resumes: one
     offline-run folder is left, holding the history of an uninterrupted run, row for row."""
-    from tests.test_resume import SHORT, cli, start_and_stop
+    from tests.test_resume import SHORT, start_and_stop
 
     overrides = [*[o for o in SHORT if o != "logger=none"], "logger.log_every=50", *mnist_data["overrides"]]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_cli(*overrides, f"hydra.run.dir={whole}").returncode == 0
     start_and_stop(killed, overrides, 250, signal.SIGKILL)
     assert len(_run_files(killed)) == 1
-    res = subprocess.run(cli(killed, *overrides), capture_output=True, text=True, cwd=ROOT)
+    res = run_cli(*overrides, f"hydra.run.dir={killed}")
     assert res.returncode == 0 and "resumed from step 200" in res.stdout + res.stderr, res.stderr[-2000:]
     files = _run_files(killed)
     assert len(files) == 1

@@ -27,6 +27,3 @@ class ConfigError(BnreproError, ValueError):
 
 class DataError(BnreproError):
     pass
-
-
-from bnrepro import paths  # noqa: E402,F401  (registers the ${data_root:} resolver the data configs use)

@@ -10,21 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnrepro.metrics import check_schema, write_parquet
-from bnrepro.runinfo import read_json
+from bnrepro.metrics import RUN_KEYS, SETTINGS, check_schema, write_parquet
+from bnrepro.runinfo import FINISHED, read_json
 
-RUN_KEYS = ["experiment", "variant", "lr", "seed"]
-# The other settings a run's rows carry (plan.Plan.identity): a summary names those that differ between its runs
-# (mnist_batch_size's batch sizes), so that no two of its rows look alike.
-SETTINGS = ["batch_size", "momentum", "init", "max_steps"]
 THRESHOLDS = (0.90, 0.95, 0.97)
-
-
-KEPT = ("completed", "diverged")  # what a result is made of; a running, interrupted or failed run is not one
-# With partial=True, runs stopped before their last step count too (up to where they stopped; runs.csv says so):
-# for a protocol that could not be run to its end, such as a GPU lease that ran out. A run that still says
-# 'running' was stopped without its last write; its metrics go up to its last checkpoint.
-PARTIAL = KEPT + ("interrupted", "running")
+# A result is made of finished runs (runinfo.FINISHED). With partial=True, runs stopped before their last step
+# count too (up to where they stopped; runs.csv says so): for a protocol that could not be run to its end, such as
+# a GPU lease that ran out. A run that still says 'running' was stopped without its last write; its metrics go up
+# to its last checkpoint.
+PARTIAL = FINISHED + ("interrupted", "running")
 
 
 def find_runs(roots: list[Path]) -> list[tuple[str, Path]]:
@@ -45,7 +39,7 @@ def load_runs(roots: list[Path], skipped: list[str] | None = None,
     for run_id, run in find_runs(roots):
         info = read_json(run / "run.json")
         status = info.get("status") if info else "no run.json"
-        if status not in (PARTIAL if partial else KEPT):
+        if status not in (PARTIAL if partial else FINISHED):
             if skipped is not None:
                 skipped.append(f"{run_id} ({status})")
             continue

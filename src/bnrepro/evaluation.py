@@ -10,8 +10,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bnrepro.config.plan import Plan
+from bnrepro.config.schema import Probe
 from bnrepro.data import Split, generator, to_csr
-from bnrepro.plan import Plan
 from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay
 from bnrepro.probes.affine import affine_values
 from bnrepro.probes.shift import ShiftProbe
@@ -80,15 +81,15 @@ class Measurements:
     """What the loop measures between steps, on the model as it is: the test split, and the activation probe on
     its fixed batch. Keeps the time each took."""
 
-    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, seed: int,
-                 train: Split | None = None):
-        self.model, self.test, self.task, self.chunk = model, test, task, plan.eval_batch_size
-        self.train = train_subset(train, plan.eval_train, seed) if train is not None and plan.eval_train else None
-        self.autocast, self.device = autocast(plan.amp, plan.device), plan.device
-        self.probe = activation_probe(plan, model, test, seed)
-        self.affine = plan.probe if plan.probe and plan.probe["affine"] else None
-        self.shift = (ShiftProbe(model, train, test, plan.shift, plan.batch_size, seed)
-                      if plan.shift and train is not None else None)
+    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, train: Split | None = None):
+        c, t = plan.config, plan.config.trainer
+        self.model, self.test, self.task, self.chunk = model, test, task, t.eval_batch_size
+        self.train = train_subset(train, t.eval_train, c.seed) if train is not None and t.eval_train else None
+        self.autocast, self.device = autocast(t.amp, plan.device), plan.device
+        self.probe = activation_probe(c.probe, model, test, c.seed) if plan.every.probe else None
+        self.affine = c.probe if plan.every.probe and c.probe.affine else None
+        self.shift = (ShiftProbe(model, train, test, c.probe.shift, t.batch_size, c.seed)
+                      if c.probe.shift and train is not None else None)
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self, split: Split | None = None) -> dict[str, float]:
@@ -116,7 +117,7 @@ class Measurements:
         t0 = clock(self.device)
         result = self.probe.deltas() if deltas else self.probe()
         if self.affine and not deltas:
-            result.update(affine_values(self.model, self.affine["unit"], self.affine["qs"]))
+            result.update(affine_values(self.model, self.affine.unit, self.affine.percentiles))
         self.probe_s += clock(self.device) - t0
         return result
 
@@ -128,17 +129,14 @@ def train_subset(train: Split, n: int, seed: int) -> Split:
                                augment=None)
 
 
-def activation_probe(plan: Plan, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe | None:
-    if plan.probe is None:
-        return None
-    p = plan.probe
+def activation_probe(p: Probe, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe:
     # Drawn once, from its own RNG stream, so that probing never shifts the training data order.
-    idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p["batch_size"]].to(test.x.device)
+    idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p.batch_size].to(test.x.device)
     x, _ = test.batch(idx)
     if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
         x = to_csr(x)
-    return ActivationProbe(model, x, unit=p["unit"], qs=p["qs"], bn_stats=p["bn_stats"], layers=p["layers"],
-                           moments=p["moments"])
+    return ActivationProbe(model, x, unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats, layers=p.layers,
+                           moments=p.moments)
 
 
 class StepProbes:
@@ -146,10 +144,11 @@ class StepProbes:
     and internal covariate shift (before and after the update). Noisy BN: they replay the noise the step drew."""
 
     def __init__(self, plan: Plan, model: torch.nn.Module, loss_fn):
-        amp = autocast(plan.amp, plan.device)
+        c = plan.config
+        amp = autocast(c.trainer.amp, plan.device)
         self.replay = NoiseReplay(model)
-        self.ics = ICSProbe(model, loss_fn, plan.ics_layers, self.replay, amp) if plan.every.ics else None
-        self.landscape = (LandscapeProbe(model, loss_fn, plan.etas, plan.landscape_batched, self.replay, amp)
+        self.ics = ICSProbe(model, loss_fn, c.ics.layers, self.replay, amp) if plan.every.ics else None
+        self.landscape = (LandscapeProbe(model, loss_fn, plan.etas, c.landscape.batched, self.replay, amp)
                           if plan.every.landscape else None)
         self.seconds, self.device = 0.0, plan.device
 

@@ -41,6 +41,17 @@ def unwritable_reason(folder: Path) -> str | None:
     return None
 
 
+def writable_folder(folder: Path) -> bool:
+    """Whether files may be written into `folder` (unwritable_reason says why not); where they may, it is created."""
+    if unwritable_reason(folder) is not None:
+        return False
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return True
+    except OSError:
+        return False
+
+
 def save_torch(obj, path: Path, before_replace: Callable[[], object] | None = None) -> None:
     """torch.save, atomically, and with a full disk reported as the OSError it is (torch.save into a file raises a
     RuntimeError about stream positions instead): serialised in memory first, then written as bytes.

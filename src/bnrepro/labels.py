@@ -65,12 +65,20 @@ def data_kind(runs: pd.DataFrame) -> str:
     return "official" if official.all() else "unofficial" if not official.any() else "mixed"
 
 
+# What data_kind says, in the words of the figures' footnotes and the report's provenance lines
+DATA_TEXT = {"synthetic": "synthetic data", "official": "official data", "unofficial": "UNOFFICIAL data (see README)",
+             "mixed": "UNOFFICIAL data, mixed with official (see README)"}
+
+
+def code_version(runs: pd.DataFrame) -> tuple[list[str], bool]:
+    """The commits the runs were made at (8 characters each), and whether any ran with uncommitted changes."""
+    commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
+    return commits, bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
+
+
 def provenance(runs: pd.DataFrame, extra: str = "") -> str:
     """The footnote every figure carries: data, seeds, code version."""
     seeds = runs["seed"].nunique() if "seed" in runs else "?"
-    commits = sorted({str(c)[:8] for c in runs.get("git_commit", pd.Series(dtype=object)).dropna()})
-    dirty = bool(runs.get("git_dirty", pd.Series(dtype=bool)).fillna(False).any())
-    data = {"synthetic": "synthetic data", "official": "official data"}.get(data_kind(runs),
-                                                                             "UNOFFICIAL data (see README)")
+    commits, dirty = code_version(runs)
     code = f"code {', '.join(commits) or 'uncommitted'}{' +local changes' if dirty else ''}"
-    return f"{data} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")
+    return f"{DATA_TEXT[data_kind(runs)]} · {seeds} seed(s) · {code}" + (f" · {extra}" if extra else "")

@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from bnrepro.io_utils import reachable
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,7 @@ class WandbLogger:
     (state_dict), and a resumed run replays them into its new folder and removes the run's earlier folders: one
     folder per run, holding its whole history, as if it had never stopped."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None,
+    def __init__(self, cfg, run_dir: Path, config: dict, name: str, run_id: str | None = None,
                  identity: dict | None = None):
         import wandb
 
@@ -96,8 +94,9 @@ class WandbLogger:
         self.run.finish(exit_code=exit_code)
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, config: dict, name: str, run_id: str | None = None,
+def build_logger(cfg, run_dir: Path, config: dict, name: str, run_id: str | None = None,
                  identity: dict | None = None):
-    if cfg.name == "none" or cfg.get("mode") == "disabled":
+    """cfg: the logger group (config.schema: Wandb, NoLogger)."""
+    if cfg.name == "none" or cfg.mode == "disabled":
         return NullLogger()
     return WandbLogger(cfg, run_dir, config, name, run_id, identity)

@@ -10,9 +10,9 @@ from math import gcd
 
 import torch
 
+from bnrepro.config.plan import Plan
 from bnrepro.evaluation import Measurements, StepProbes, autocast, clock
 from bnrepro.models import fused_loss_and_grad
-from bnrepro.plan import Plan
 from bnrepro.record import Record
 
 
@@ -30,14 +30,15 @@ class Loop:
         """streams: every RNG stream training draws from (checkpointed); checkpoint(step) writes one; stop.signal
         is set by a signal handler, and the loop stops at the next step boundary."""
         self.every, self.model, self.opt, self.sampler, self.loss_fn = plan.every, model, opt, sampler, loss_fn
-        self.fused, self.autocast, self.device = plan.fused, autocast(plan.amp, plan.device), plan.device
+        t = plan.config.trainer
+        self.fused, self.autocast, self.device = plan.fused, autocast(t.amp, plan.device), plan.device
         # The step's forward: compiled where asked. The same module underneath (its parameters, buffers and
         # state_dict), which evaluation, the probes and the checkpoint use as it is.
-        self.forward = torch.compile(model, mode=plan.compile) if plan.compile else model
+        self.forward = torch.compile(model, mode=t.compile) if t.compile else model
         self.measure, self.step_probes, self.record = measure, step_probes, record
         self.streams, self.checkpoint, self.stop = streams, checkpoint, stop
         self.steps_done = 0
-        self.threshold, self.stop_on_divergence = plan.divergence_threshold, plan.stop_on_divergence
+        self.threshold, self.stop_on_divergence = t.divergence_threshold, t.stop_on_divergence
         self.limit: float | None = None  # threshold x the first step's training loss
         self.seconds = {"train_loop_s": 0.0, "log_s": 0.0}
         every = plan.every
@@ -52,7 +53,8 @@ class Loop:
         model.train()
         if start == 0:
             self.between_steps(0)
-        t0 = self.record.started = clock(self.device)  # the loop's clock starts after the step-0 measurements
+        t0 = clock(self.device)  # the loop's clock starts after the step-0 measurements
+        self.record.started, self.record.started_at = t0, start
         try:
             for step in range(start + 1, every.steps + 1):
                 ics, landscape = every.due(every.ics, step), every.due(every.landscape, step)

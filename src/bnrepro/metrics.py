@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,28 @@ CORE_COLUMNS = ["step", "split", "metric", "value"]
 SPLITS = ("train", "test", "probe")
 
 
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """The columns every row of a run carries (config.plan.resolve fills them in): the first four name the run, the
+    others are settings a summary names where its runs differ (mnist_batch_size's batch sizes)."""
+
+    experiment: str
+    variant: str
+    lr: float
+    seed: int
+    batch_size: int
+    momentum: float
+    init: str
+    max_steps: int
+
+
+IDENTITY = [f.name for f in dataclasses.fields(Identity)]
+RUN_KEYS, SETTINGS = IDENTITY[:4], IDENTITY[4:]
+
+
 class MetricStore:
-    def __init__(self, identity: dict):
-        self.identity = dict(identity)
+    def __init__(self, identity: Identity):
+        self.identity = dataclasses.asdict(identity)
         self._steps: list[int] = []
         self._splits: list[str] = []
         self._metrics: list[str] = []

@@ -92,7 +92,8 @@ class Record:
         self.last_test_step: int | None = None
         self.best_test_acc: float | None = None
         self.diverged_at: int | None = None
-        self.started = time.perf_counter()
+        # When, and after which step, this process started stepping (a resumed run: its checkpoint's step)
+        self.started, self.started_at = time.perf_counter(), 0
 
     # What goes on from the last checkpoint (the metric rows go with the store, the step log with StepLog)
     STATE = ("logged", "sent", "pending", "last_test", "last_test_step", "best_test_acc", "diverged_at")
@@ -164,7 +165,7 @@ class Record:
             test += f" (step {self.last_test_step})"
         loss = float(self.steps.losses[max(0, step - window) : step].mean())
         log.info("[%s] step %d/%d (%3.0f%%) train_loss %.4g %s | %.0f steps/s", self.name, step, self.max_steps,
-                 100 * step / self.max_steps, loss, test, step / max(elapsed, 1e-9))
+                 100 * step / self.max_steps, loss, test, (step - self.started_at) / max(elapsed, 1e-9))
 
     def diverged(self, step: int, why: str, stopping: bool) -> None:
         """The first divergence of the run is kept; its step is the run's diverged_at_step."""

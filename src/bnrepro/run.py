@@ -7,6 +7,7 @@ time: the run holds its folder's lock (runfolder.py) from before its first read 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -18,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnrepro import ConfigError, checkpoint
 from bnrepro.augment import random_crop_flip
-from bnrepro.computed import config_text, same_computation
-from bnrepro.config import validate_against_data
+from bnrepro.config.check import check_against_data
+from bnrepro.config.plan import Plan, resolve
+from bnrepro.config.stored import config_text, same_computation
 from bnrepro.data import BatchSampler, generator, load_dataset
 from bnrepro.data import sizes as data_sizes
 from bnrepro.evaluation import LOSSES, Measurements, StepProbes
@@ -29,14 +31,12 @@ from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
 from bnrepro.optim import build_optimizer
-from bnrepro.plan import Plan, resolve
 from bnrepro.record import Record, StepLog
 from bnrepro.runfolder import FolderLock, remove_leftovers
-from bnrepro.runinfo import environment, now, read_json, save_code_diff, write_json
+from bnrepro.runinfo import FINISHED, environment, now, read_json, save_code_diff, write_json
 from bnrepro.signals import Stop, end_with_launcher, signals_stop
 
 log = logging.getLogger("bnrepro")
-FINISHED = ("completed", "diverged")
 # run.json's final values that W&B also gets as the run's summary
 SUMMARY_KEYS = ("status", "steps_done", "diverged_at_step", "final_test_acc", "best_test_acc", "wall_time_s")
 
@@ -68,33 +68,33 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     before anything is written, and a folder another process holds raises FolderBusy; any later failure raises
     after writing what the run has."""
     plan = resolve(cfg, run_name())
-    validate_against_data(cfg, data_sizes(cfg.data))
+    check_against_data(plan.config, data_sizes(plan.config.data))
     run_dir = Path(run_dir)
     end_with_launcher()  # a sweep worker stops with its launcher, however the launcher ends
     with FolderLock(run_dir):
         remove_leftovers(run_dir)
         try:
-            return _train(cfg, plan, run_dir)
+            return _train(plan, run_dir)
         finally:
             remove_leftovers(run_dir)
 
 
-def _train(cfg: DictConfig, plan: Plan, run_dir: Path) -> dict:
-    config = config_text(cfg)
+def _train(plan: Plan, run_dir: Path) -> dict:
+    config = config_text(plan.config)
     previous = read_json(run_dir / "run.json")
-    if previous and previous.get("status") in FINISHED and not plan.force:
+    if previous and previous.get("status") in FINISHED and not plan.config.force:
         stored = run_dir / "config_resolved.yaml"
-        if not stored.is_file() or not same_computation(cfg, OmegaConf.load(stored)):
+        if not stored.is_file() or not same_computation(plan.config, OmegaConf.load(stored)):
             raise ConfigError(f"{run_dir} holds a finished run of another config: force=true trains this one there, "
                               "fresh=true in a new folder")
         log.info("[%s] already %s in %s: skipped (force=true trains it again)", plan.name, previous["status"], run_dir)
         return previous
-    state = None if plan.force else checkpoint.load(run_dir / checkpoint.FILE)
-    if state is not None and not same_computation(cfg, state["config"]):
+    state = None if plan.config.force else checkpoint.load(run_dir / checkpoint.FILE)
+    if state is not None and not same_computation(plan.config, state["config"]):
         raise ConfigError(f"{run_dir} holds a checkpoint of another config: force=true starts this run again there, "
                           "fresh=true starts it in a new folder")
     t_start = time.perf_counter()
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(dataclasses.asdict(plan.config)))
     save_code_diff(run_dir)
     info: dict = {"status": "running", "started_at": now(), "run_dir": str(run_dir), **environment()}
     if state is not None:
@@ -106,7 +106,7 @@ def _train(cfg: DictConfig, plan: Plan, run_dir: Path) -> dict:
     raised = False  # an exception is on its way out: a failed last write must not replace it
     try:
         with signals_stop(stop):
-            loop = build(cfg, plan, run_dir, config, store, stop, info)
+            loop = build(plan, run_dir, config, store, stop, info)
             logger = loop.record.logger
             start = 0
             if state is not None:
@@ -158,41 +158,42 @@ def _train(cfg: DictConfig, plan: Plan, run_dir: Path) -> dict:
     return info
 
 
-def build(cfg: DictConfig, plan, run_dir: Path, config: str, store: MetricStore, stop: Stop, info: dict) -> Loop:
+def build(plan: Plan, run_dir: Path, config: str, store: MetricStore, stop: Stop, info: dict) -> Loop:
     """The data, model, optimiser, probes, logger and record of a run, and the loop over them."""
+    c, t = plan.config, plan.config.trainer
     if plan.threads:
         torch.set_num_threads(plan.threads)
     if plan.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.tf32
     info.update(device=str(plan.device), threads=torch.get_num_threads(), fused_step=plan.fused,
-                amp=plan.amp, tf32=plan.tf32, channels_last=plan.channels_last, compile=plan.compile)
-    data = load_dataset(cfg.data, plan.device)
-    info.update(data=cfg.data.name, data_source=data.source, data_official=data.official)
-    validate_against_data(cfg, (len(data.train), len(data.test), data.in_features))
+                amp=t.amp, tf32=plan.tf32, channels_last=t.channels_last, compile=t.compile)
+    data = load_dataset(c.data, plan.device)
+    info.update(data=c.data.name, data_source=data.source, data_official=data.official)
+    check_against_data(c, (len(data.train), len(data.test), data.in_features))
     streams = {}
-    if plan.augment:
+    if getattr(c.data, "augment", False):  # CIFAR-10 alone has data.augment
         # Its own RNG stream: switching augmentation on never changes the data order.
-        g_aug = streams["augment"] = generator(plan.seed, "augment", plan.device)
+        g_aug = streams["augment"] = generator(c.seed, "augment", plan.device)
         data.train.augment = lambda x: random_crop_flip(x, g_aug)
 
-    torch.manual_seed(plan.seed)  # the model's initial weights, and nothing else, come from the global stream
-    model = build_model(cfg.model).to(plan.device)
-    if plan.channels_last:
+    torch.manual_seed(c.seed)  # the model's initial weights, and nothing else, come from the global stream
+    model = build_model(c.model).to(plan.device)
+    if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
         data.train.memory_format = data.test.memory_format = torch.channels_last
-    opt = build_optimizer(cfg.optim, model)
-    sampler = BatchSampler(data.train, plan.batch_size, generator(plan.seed, "data-order"))
+    opt = build_optimizer(c.optim, model)
+    sampler = BatchSampler(data.train, t.batch_size, generator(c.seed, "data-order"))
     streams["data-order"] = sampler.gen
     loss_fn = LOSSES[data.task]
-    measure = Measurements(plan, model, data.test, data.task, plan.seed, data.train)
-    info["probe_unit"] = plan.probe["unit"] if plan.probe else None
+    measure = Measurements(plan, model, data.test, data.task, data.train)
+    info["probe_unit"] = c.probe.unit if plan.every.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.
     wandb_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
-    logger = build_logger(cfg.logger, sweep_dir() or run_dir, OmegaConf.to_container(cfg, resolve=True), plan.name,
-                          wandb_id, plan.identity)
+    logger = build_logger(c.logger, sweep_dir() or run_dir, dataclasses.asdict(c), plan.name, wandb_id,
+                          dataclasses.asdict(plan.identity))
     record = Record(store, logger, StepLog(plan.every.steps, plan.device, data.task == "classification"),
-                    plan.batch_size, plan.name, plan.every.steps)
+                    t.batch_size, plan.name, plan.every.steps)
 
     def save(step: int) -> None:
         checkpoint.save(run_dir / checkpoint.FILE, step, config, loop)

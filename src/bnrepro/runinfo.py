@@ -20,6 +20,9 @@ from bnrepro.paths import PROJECT_ROOT
 # What "dirty" means: changed code or config. results/ is what the make targets themselves rewrite, so a chain of
 # targets (make cifar-bn && make lp-norm) would otherwise mark every run after the first as dirty.
 CODE_ONLY = (".", ":(exclude)results")
+# run.json's statuses of a run that ended: a finished run is skipped when its command runs again, and results are made
+# of finished runs; `running`, `interrupted` and `failed` are the others.
+FINISHED = ("completed", "diverged")
 
 
 MAX_UNTRACKED_BYTES = 1 << 20  # a new config or module goes into code.diff; a stray large file is only named

@@ -18,7 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from bnrepro.collect import find_runs
-from bnrepro.computed import load_stored
+from bnrepro.config.stored import load_stored
 
 
 def run_settings(roots: list[Path], keys: list[str], run_ids) -> pd.DataFrame:

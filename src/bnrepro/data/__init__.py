@@ -3,7 +3,6 @@
 import warnings
 
 import torch
-from omegaconf import DictConfig
 
 from bnrepro.data.cifar10 import cifar10_sizes, load_cifar10, locate_cifar10
 from bnrepro.data.core import (
@@ -32,14 +31,15 @@ TASKS = {"idx": "classification", "cifar10": "classification", "linear": "regres
 SIZES = {"idx": idx_sizes, "cifar10": cifar10_sizes, "linear": linear_sizes}
 
 
-def sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
+def sizes(cfg) -> tuple[int, int, int] | None:
+    """cfg: the data group (config.schema: Idx, Cifar10 or Linear)."""
     return SIZES[cfg.format](cfg)
 
 
-def load_dataset(cfg: DictConfig, device: torch.device) -> Dataset:
+def load_dataset(cfg, device: torch.device) -> Dataset:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         data = LOADERS[cfg.format](cfg, device)
-        if data.test.transform is None and "sparse_eval" in cfg:  # a CSR copy only for model-ready (float) inputs
+        if data.test.transform is None and hasattr(cfg, "sparse_eval"):  # a CSR copy only for model-ready inputs
             sparse_eval_layout(data.test, cfg.sparse_eval, device)
     return data

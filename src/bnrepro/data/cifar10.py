@@ -15,14 +15,17 @@ import pickle
 import shutil
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import DictConfig
 
 from bnrepro import DataError
-from bnrepro.data.core import Dataset, Split, _file_digest, _writable, unofficial
-from bnrepro.io_utils import reachable
+from bnrepro.data.core import Dataset, Split, file_digest, unofficial
+from bnrepro.io_utils import reachable, writable_folder
 from bnrepro.paths import ENV_VAR
+
+if TYPE_CHECKING:
+    from bnrepro.config.schema import Cifar10
 
 BASE = "cifar-10-batches-py"
 
@@ -33,7 +36,7 @@ def official_md5s() -> dict[str, str]:
     return dict(CIFAR10.train_list + CIFAR10.test_list + [(CIFAR10.meta["filename"], CIFAR10.meta["md5"])])
 
 
-def _archive(cfg: DictConfig, root: Path) -> Path:
+def _archive(cfg: Cifar10, root: Path) -> Path:
     """data.archive: absolute, or relative to the data root."""
     archive = Path(cfg.archive).expanduser()
     return archive if archive.is_absolute() else root / archive
@@ -42,7 +45,7 @@ def _archive(cfg: DictConfig, root: Path) -> Path:
 def _extracted(archive: Path, cache_dir: Path) -> Path:
     """Where `archive` is unpacked in the cache (keyed by its SHA-256): the folder above cifar-10-batches-py, complete
     once it holds `.complete`."""
-    return cache_dir / "cifar10" / _file_digest(archive, "sha256")[:16]
+    return cache_dir / "cifar10" / file_digest(archive, "sha256")[:16]
 
 
 def _extract(archive: Path, cache_dir: Path) -> Path:
@@ -80,7 +83,7 @@ def _extract_locked(archive: Path, target: Path) -> Path:
     return target
 
 
-def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
+def locate_cifar10(cfg: Cifar10) -> tuple[Path, bool]:
     """The folder above cifar-10-batches-py, and whether every file in it is the official one."""
     root = Path(cfg.root).expanduser().resolve()
     allow = bool(cfg.allow_unofficial)
@@ -94,7 +97,7 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
         if not (root / BASE).is_dir():
             from torchvision.datasets import CIFAR10
 
-            if cfg.download and reachable(CIFAR10.url) and _writable(root):
+            if cfg.download and reachable(CIFAR10.url) and writable_folder(root):
                 CIFAR10(str(root), train=True, download=True)
             else:
                 raise DataError(
@@ -107,13 +110,13 @@ def locate_cifar10(cfg: DictConfig) -> tuple[Path, bool]:
     missing = [name for name in md5s if not (folder / name).is_file()]
     if missing:
         raise DataError(f"{folder} lacks {', '.join(missing)}")
-    bad = [name for name, md5 in md5s.items() if _file_digest(folder / name, "md5") != md5]
+    bad = [name for name, md5 in md5s.items() if file_digest(folder / name, "md5") != md5]
     if bad:
         unofficial(f"{folder}: {', '.join(bad)} fail torchvision's md5 check", allow)
     return base_root, not bad
 
 
-def cifar10_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
+def cifar10_sizes(cfg: Cifar10) -> tuple[int, int, int] | None:
     """(training samples, test samples, channels) from the batches' labels, before anything is loaded; None while
     the folder does not exist yet (an archive not yet extracted, a download to come)."""
     root = Path(cfg.root).expanduser().resolve()
@@ -157,7 +160,7 @@ def _dataset_class():
     return Checked
 
 
-def load_cifar10(cfg: DictConfig, device: torch.device) -> Dataset:
+def load_cifar10(cfg: Cifar10, device: torch.device) -> Dataset:
     base_root, official = locate_cifar10(cfg)
     reader = _dataset_class()
     splits = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,27 +108,9 @@ class BatchSampler:
 # --------------------------------------------------------------------------- files
 
 
-def _file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
+def file_digest(path: Path, algorithm: str) -> str:
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _writable(folder: Path) -> bool:
-    """Writable for us *and* meant to be: root ignores permission bits, so a read-only mode is honoured explicitly."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.stat().st_mode & 0o222:
-        return False
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def unofficial(what: str, allow: bool) -> None:

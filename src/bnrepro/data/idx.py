@@ -13,21 +13,24 @@ import hashlib
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from bnrepro import DataError
-from bnrepro.data.core import Dataset, Split, _file_digest, _writable, unofficial
-from bnrepro.io_utils import reachable, replace_atomic
+from bnrepro.data.core import Dataset, Split, file_digest, unofficial
+from bnrepro.io_utils import reachable, replace_atomic, writable_folder
 from bnrepro.paths import ENV_VAR
+
+if TYPE_CHECKING:
+    from bnrepro.config.schema import Idx
 
 log = logging.getLogger("bnrepro.data")
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 
-def _missing_error(cfg: DictConfig, raw: Path, missing: list[str]) -> DataError:
+def _missing_error(cfg: Idx, raw: Path, missing: list[str]) -> DataError:
     return DataError(
         f"{cfg.name} files not found in {raw} (missing: {', '.join(missing)}), and they cannot be downloaded "
         f"(no network, no data.torchvision class, or data.download=false). Point data.root or the {ENV_VAR} "
@@ -35,15 +38,15 @@ def _missing_error(cfg: DictConfig, raw: Path, missing: list[str]) -> DataError:
     )
 
 
-def _digests(cfg: DictConfig, folder: Path) -> dict[str, str]:
-    return {cfg.files[r]: _file_digest(folder / cfg.files[r], "sha256") for r in ROLES}
+def _digests(cfg: Idx, folder: Path) -> dict[str, str]:
+    return {cfg.files[r]: file_digest(folder / cfg.files[r], "sha256") for r in ROLES}
 
 
-def _check_gz(cfg: DictConfig, raw: Path) -> bool:
+def _check_gz(cfg: Idx, raw: Path) -> bool:
     """True when every .gz matches its official md5 (False when the config lists none)."""
     md5s = dict(cfg.gz_md5 or {})
     bad = [f"{raw / n} has md5 {got}, expected the official {md5}"
-           for n, md5 in md5s.items() if (got := _file_digest(raw / n, "md5")) != md5]
+           for n, md5 in md5s.items() if (got := file_digest(raw / n, "md5")) != md5]
     if bad:
         unofficial("; ".join(bad), bool(cfg.allow_unofficial))
     return bool(md5s) and not bad
@@ -65,7 +68,7 @@ def _copy(fin, path: Path) -> None:
         shutil.copyfileobj(fin, fout, 1 << 20)
 
 
-def locate_idx(cfg: DictConfig) -> tuple[Path, dict[str, str], bool]:
+def locate_idx(cfg: Idx) -> tuple[Path, dict[str, str], bool]:
     """The folder that holds the uncompressed files (unpacking or downloading as needed), their SHA-256s, and
     whether they are the official files (by data.sha256, or by data.gz_md5 where the config lists no SHA-256s)."""
     root = Path(cfg.root).expanduser().resolve()
@@ -93,7 +96,7 @@ def locate_idx(cfg: DictConfig) -> tuple[Path, dict[str, str], bool]:
 
         source = getattr(torchvision.datasets, cfg.torchvision)
         # The network first: a failed attempt must not leave empty folders behind.
-        if reachable(source.mirrors[0]) and _writable(raw):
+        if reachable(source.mirrors[0]) and writable_folder(raw):
             source(str(root), train=True, download=True)  # torchvision unpacks into <root>/<class>/raw
             digests = _digests(cfg, raw)
             return raw, digests, bool(official) and digests == official
@@ -117,7 +120,7 @@ def _header(path: Path) -> list[int] | None:
     return None
 
 
-def idx_sizes(cfg: DictConfig) -> tuple[int, int, int] | None:
+def idx_sizes(cfg: Idx) -> tuple[int, int, int] | None:
     """(training samples, test samples, input features) from the files' headers, before anything is loaded."""
     raw = Path(cfg.root).expanduser() / cfg.folder
     heads = {role: _header(raw / cfg.files[role]) for role in ("train_images", "test_images")}
@@ -140,7 +143,7 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
-def _read(cfg: DictConfig, raw: Path, digests: dict[str, str]) -> dict[str, torch.Tensor]:
+def _read(cfg: Idx, raw: Path, digests: dict[str, str]) -> dict[str, torch.Tensor]:
     """Decode once; later runs load the decoded tensors from the cache, keyed by the files' SHA-256s."""
     key = hashlib.sha256("".join(digests[n] for n in sorted(digests)).encode()).hexdigest()[:16]
     cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / f"tensors-{key}.pt"
@@ -158,7 +161,7 @@ def _read(cfg: DictConfig, raw: Path, digests: dict[str, str]) -> dict[str, torc
             raise DataError(f"cannot parse {raw}: {len(x)} {split} images but {len(y)} labels")
         tensors[f"{split}_x"] = torch.from_numpy(x.reshape(len(x), -1).copy())
         tensors[f"{split}_y"] = torch.from_numpy(y.astype(np.int64))
-    if _writable(cache.parent):
+    if writable_folder(cache.parent):
         replace_atomic(cache, lambda tmp: torch.save({"digest": _tensor_digest(tensors), "tensors": tensors}, tmp))
     return tensors
 
@@ -171,7 +174,7 @@ def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def load_idx(cfg: DictConfig, device: torch.device) -> Dataset:
+def load_idx(cfg: Idx, device: torch.device) -> Dataset:
     raw, digests, official = locate_idx(cfg)
     reference = dict(cfg.sha256 or {})
     if reference and not official:

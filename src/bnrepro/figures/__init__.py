@@ -44,7 +44,7 @@ def spec(experiment: str) -> FigureSpec:
     configs it builds on)."""
     from omegaconf import OmegaConf
 
-    from bnrepro.config_schema import compose
+    from bnrepro.config import compose
 
     if not (CONFIGS / "experiment" / f"{experiment}.yaml").is_file():
         raise FileNotFoundError(f"no configs/experiment/{experiment}.yaml: runs.csv names an experiment this "

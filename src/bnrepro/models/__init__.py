@@ -1,4 +1,5 @@
-from omegaconf import DictConfig, OmegaConf
+import dataclasses
+
 from torch import nn
 
 from bnrepro.models.dln import DeepLinear
@@ -15,12 +16,13 @@ __all__ = ["ACTIVATIONS", "DRAWS", "INITS", "MODELS", "NORMS", "NORM_LAYERS", "P
            "DeepLinear", "LpNorm", "NoisyBatchNorm", "build_model", "build_norm", "fused_loss_and_grad",
            "layer_weight", "supports_fused"]
 
-# model=<name> (config_schema.MLP, VGG, DLN) holds `name` plus exactly the constructor's keyword arguments.
+# model=<name> (config.schema: MLP, VGG, DLN) holds `name` plus exactly the constructor's keyword arguments.
 MODELS = {"mlp": MLP, "vgg": VGG, "dln": DeepLinear}
 
 
-def build_model(cfg: DictConfig) -> nn.Module:
-    kwargs = OmegaConf.to_container(cfg, resolve=True)
+def build_model(cfg) -> nn.Module:
+    """cfg: the model group, as its schema's object."""
+    kwargs = dataclasses.asdict(cfg)
     return MODELS[kwargs.pop("name")](**kwargs)
 
 

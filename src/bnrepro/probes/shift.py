@@ -64,7 +64,8 @@ def kept_statistics(norms: list[nn.Module]):
 
 
 class ShiftProbe:
-    def __init__(self, model: nn.Module, train: Split, test: Split, spec: dict, batch_size: int, seed: int):
+    def __init__(self, model: nn.Module, train: Split, test: Split, spec, batch_size: int, seed: int):
+        """spec: probe.shift (config.schema.Shift)."""
         self.model, self.train, self.test, self.spec, self.batch_size = model, train, test, spec, batch_size
         self.seed = seed
         self.norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -78,11 +79,11 @@ class ShiftProbe:
         try:
             x_test = inputs(self.test)
             valid = (float(x_test.min()), float(x_test.max()))  # the pixel range (MNIST: 0 to 1)
-            n = min(int(self.spec["reestimate_samples"]), len(self.train))
+            n = min(self.spec.reestimate_samples, len(self.train))
             idx = torch.randperm(len(self.train), generator=generator(self.seed, "shift-reestimate"))[:n]
             x_train, y_train = self.train.batch(idx.to(self.train.x.device))
             for kind in KINDS:
-                for level in self.spec[kind]:
+                for level in getattr(self.spec, kind):
                     xt, yt = shifted(x_test, self.test.y, kind, level, valid)
                     xr, _ = shifted(x_train, y_train, kind, level, valid)
                     for mode in (MODES if self.norms else MODES[:1]):
@@ -135,14 +136,14 @@ class ShiftProbe:
         and how often its predicted class differs from its most frequent one. Zero for a network whose output for
         one image ignores the others."""
         g = generator(self.seed, "shift-dependency")
-        images = torch.randperm(len(y), generator=g)[: int(self.spec["single_images"])]
+        images = torch.randperm(len(y), generator=g)[: self.spec.single_images]
         for m in self.norms:
             m.momentum = 0.0
         self.model.train()
         sds, flips = [], []
         for i in images.tolist():
             probs, preds = [], []
-            for _ in range(int(self.spec["batches_per_image"])):
+            for _ in range(self.spec.batches_per_image):
                 others = torch.randint(0, len(y), (self.batch_size - 1,), generator=g)
                 batch = torch.cat([x[i:i + 1], x[others.to(x.device)]])
                 p = self.model(batch)[0].softmax(0)

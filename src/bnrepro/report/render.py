@@ -8,7 +8,7 @@ from collections import Counter
 
 import pandas as pd
 
-from bnrepro.labels import data_kind
+from bnrepro.labels import DATA_TEXT, code_version, data_kind
 from bnrepro.report.claims import KINDS, Claims, Figure
 from bnrepro.report.evaluate import RESULTS, Outcome
 from bnrepro.report.rollup import (
@@ -117,23 +117,17 @@ def how_to_read(outcomes: list[Outcome]) -> list[str]:
 def provenance(figure: Figure, runs: pd.DataFrame | None) -> str:
     if runs is None:
         return f"No stored results in `results/{figure.results}/`: run `{figure.command}`."
-    commits = sorted({str(c)[:8] for c in runs["git_commit"].dropna()}) if "git_commit" in runs else []
-    dirty = bool(runs["git_dirty"].fillna(False).astype(bool).any()) if "git_dirty" in runs else False
+    commits, dirty = code_version(runs)
     code = ", ".join(f"`{c}`" for c in commits) or "unknown"
     code += " with uncommitted changes (each run keeps its code.diff)" if dirty else " (clean tree)"
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(runs.get("status", pd.Series(dtype=str))).items()))
     seeds = sorted(int(s) for s in runs["seed"].unique()) if "seed" in runs else []
     experiments = ", ".join(f"`{e}`" for e in sorted(runs["experiment"].astype(str).unique())) \
         if "experiment" in runs else "unknown"
-    return (f"Command: `{figure.command}` (experiment {experiments}). Code: commit {code}. Data: {data_text(runs)}. "
+    return (f"Command: `{figure.command}` (experiment {experiments}). Code: commit {code}. "
+            f"Data: {DATA_TEXT[data_kind(runs)]}. "
             f"Runs: {len(runs)} ({statuses}), seeds {', '.join(map(str, seeds))}. "
             f"Protocol: {' '.join(figure.protocol.split())}")
-
-
-def data_text(runs: pd.DataFrame) -> str:
-    return {"synthetic": "synthetic (generated from `data.seed`)", "official": "official",
-            "unofficial": "UNOFFICIAL (a copy that fails the official checksums; see the data notes)",
-            "mixed": "mixed official and unofficial"}[data_kind(runs)]
 
 
 def page_link(figure: Figure, prefix: str = "report/") -> str:

@@ -16,16 +16,17 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from bnrepro import EXIT_REFUSED, BnreproError, ConfigError, config_schema
-from bnrepro.config import validate_against_data
+from bnrepro import EXIT_REFUSED, BnreproError, ConfigError
+from bnrepro.config.check import check_against_data
+from bnrepro.config.plan import resolve
+from bnrepro.config.schema import GROUPS as SCHEMA_GROUPS
 from bnrepro.data import sizes
 from bnrepro.io_utils import unwritable_reason
 from bnrepro.paths import PROJECT_ROOT
-from bnrepro.plan import resolve
 from bnrepro.runfolder import busy_message, holder
 from bnrepro.signals import LAUNCHER_ENV
 
-GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()} | set(config_schema.GROUPS)
+GROUPS = {p.name for p in (PROJECT_ROOT / "configs").iterdir() if p.is_dir()} | set(SCHEMA_GROUPS)
 
 
 def fail(message: str) -> None:
@@ -67,12 +68,12 @@ def check_writable(key: str, folder: str) -> None:
 def check(cfg: DictConfig, key: str, folder: str, job: str = "", seen: dict | None = None) -> None:
     """`seen`: the data sizes already read in this sweep, by data config (the jobs of a sweep share a few)."""
     try:
-        resolve(cfg)
-        data = OmegaConf.to_yaml(cfg.data, resolve=True)
+        config = resolve(cfg).config
+        data = repr(config.data)
         seen = {} if seen is None else seen
         if data not in seen:
-            seen[data] = sizes(cfg.data)
-        validate_against_data(cfg, seen[data])
+            seen[data] = sizes(config.data)
+        check_against_data(config, seen[data])
         check_writable(key, folder)
     except BnreproError as e:
         fail(f"{job}{e}")

@@ -1,13 +1,17 @@
 """What a run computes, as a config: the keys that change nothing computed are left out, and a config stored before
 a key existed is migrated to the value it computed with. A run found again by its folder (a finished one is skipped,
-an interrupted one resumes from its checkpoint) is compared with the command's config on this, and nothing else."""
+an interrupted one resumes from its checkpoint) is compared with the command's config on this, and nothing else.
+tests/test_config.py checks that runs stored today are still found: a key added without its migration fails it."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bnrepro.config.schema import Config
 from bnrepro.paths import PROJECT_ROOT
 
 # Keys that change nothing a run computes (where things are, how it is shown or launched). Written once, in
@@ -18,8 +22,7 @@ NOT_COMPUTED = tuple(OmegaConf.load(PROJECT_ROOT / "configs" / "train.yaml")
 
 # Keys added after runs were stored: (key, the value a config stored before it computed with, the configs the key
 # belongs to, as {key: allowed values}). `migrate` adds each to a stored config that lacks it, where the key's
-# parent exists and the condition holds: the configs that carry the key today (tests/test_resume.py checks that
-# against every model option).
+# parent exists and the condition holds.
 MIGRATIONS = (
     ("trainer.tf32", False, {}),
     ("trainer.compile", None, {}),
@@ -36,41 +39,51 @@ MIGRATIONS = (
 )
 
 
-def migrate(cfg: DictConfig) -> DictConfig:
+def parent(values: dict, key: str) -> tuple[dict | None, str]:
+    """The mapping that holds a dotted key (None where there is none), and the key's last part."""
+    *parents, leaf = key.split(".")
+    for part in parents:
+        values = values.get(part) if isinstance(values, dict) else None
+    return (values if isinstance(values, dict) else None), leaf
+
+
+def select(values: dict, key: str):
+    node, leaf = parent(values, key)
+    return None if node is None else node.get(leaf)
+
+
+def migrate(values: dict) -> dict:
     """A copy of a stored config with every key added since it was written, at the value it computed with."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for key, value, where in MIGRATIONS:
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent)
-        if isinstance(node, DictConfig) and leaf not in node and all(
-                OmegaConf.select(cfg, k) in allowed for k, allowed in where.items()):
-            node[leaf] = value
-    return cfg
+    values = copy.deepcopy(values)
+    for key, old, where in MIGRATIONS:
+        node, leaf = parent(values, key)
+        if node is not None and leaf not in node and all(select(values, k) in ok for k, ok in where.items()):
+            node[leaf] = old
+    return values
 
 
-def computed(cfg: DictConfig) -> dict:
-    """The config without the keys that change nothing computed, as a plain dict (compared without regard to order)."""
-    c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+def computed(values: dict) -> dict:
+    """A config without the keys that change nothing computed (compared without regard to order)."""
+    values = copy.deepcopy(values)
     for key in NOT_COMPUTED:
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(c, parent) if parent else c
-        if isinstance(node, DictConfig) and leaf in node:
-            del node[leaf]
-    return OmegaConf.to_container(c)
+        node, leaf = parent(values, key)
+        if node is not None:
+            node.pop(leaf, None)
+    return values
 
 
-def config_text(cfg: DictConfig) -> str:
+def config_text(config: Config) -> str:
     """What a run computes, as the text a checkpoint stores."""
-    return OmegaConf.to_yaml(OmegaConf.create(computed(cfg)))
+    return OmegaConf.to_yaml(computed(dataclasses.asdict(config)))
 
 
-def same_computation(cfg: DictConfig, stored: DictConfig | str) -> bool:
-    """Whether a stored config (a run folder's config_resolved.yaml, or a checkpoint's text) computes what `cfg`
+def same_computation(config: Config, stored: DictConfig | str) -> bool:
+    """Whether a stored config (a run folder's config_resolved.yaml, or a checkpoint's text) computes what `config`
     computes."""
     stored = OmegaConf.create(stored) if isinstance(stored, str) else stored
-    return computed(migrate(stored)) == computed(cfg)
+    return computed(migrate(OmegaConf.to_container(stored))) == computed(dataclasses.asdict(config))
 
 
 def load_stored(path: Path) -> DictConfig:
     """A run folder's config_resolved.yaml, migrated."""
-    return migrate(OmegaConf.load(path))
+    return OmegaConf.create(migrate(OmegaConf.to_container(OmegaConf.load(path))))
