@@ -57,13 +57,15 @@ def test_every_group_option_composes_and_checks(group, option):
 
 
 @pytest.mark.unit
-def test_registering_is_explicit_and_composing_needs_it():
-    """compose() registers the schemas; Hydra's ConfigStore holds each option under its group."""
+def test_register_puts_every_option_in_hydras_config_store():
+    """What experiments/train.py and compose() call before composing: each option under its group, at its
+    schema's defaults."""
     from hydra.core.config_store import ConfigStore
 
     register()
-    assert ConfigStore.instance().load("model/vgg.yaml").node.layers[0] == 64
-    assert isinstance(make_config().model, schema.MLP)
+    store = ConfigStore.instance()
+    for (group, name), option in {**schema.OPTIONS, **schema.BASES}.items():
+        assert OmegaConf.to_container(store.load(f"{group}/{name}.yaml").node) == dataclasses.asdict(option())
 
 
 # ---- a bad value is named, in one line -------------------------------------------------------------------------
