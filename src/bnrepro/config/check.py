@@ -38,6 +38,11 @@ def _adapter(schema: type) -> TypeAdapter:
     return TypeAdapter(schema)
 
 
+def _unset(key: str) -> ConfigError:
+    """A key left `???` in a yaml file, or absent from a group whose schema has no default for it."""
+    return ConfigError(f"{key} must be set: its schema has no default for it")
+
+
 def typed(schema: type, values: dict, prefix: str = ""):
     """`values` as a `schema` object; ConfigError naming the first key of the wrong type or out of its range.
     Validated as JSON, where pydantic's strict mode takes a mapping for a nested dataclass."""
@@ -49,7 +54,7 @@ def typed(schema: type, values: dict, prefix: str = ""):
         if error["type"] == "unexpected_keyword_argument":
             raise ConfigError(f"{key} is not a key of this project's configs (src/bnrepro/config/schema.py)") from None
         if error["type"] == "missing_argument":
-            raise ConfigError(f"{key} must be set: its schema has no default for it") from None
+            raise _unset(key) from None
         context = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
         words = WORDS[error["type"]].format(**context) if error["type"] in WORDS else error["msg"]
         raise ConfigError(f"{key}={error['input']!r} {words}") from None
@@ -61,7 +66,7 @@ def check(cfg: DictConfig) -> Config:
         values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True,
                                         throw_on_missing=True)
     except MissingMandatoryValue as e:
-        raise ConfigError(f"{e.full_key} must be set: its schema has no default for it") from None
+        raise _unset(e.full_key) from None
     top = typed(Config, values)  # its own keys first: the groups' interpolations copy some (${seed})
     groups = {}
     for group in GROUPS:

@@ -64,14 +64,15 @@ def resolve_device(name: str, model: str = "vgg") -> torch.device:
 def variant(model) -> str:
     """What the figures and the report group runs by: the norm, and where it differs from the papers' placement
     (after the activation) or lacks its scale and shift. The papers' own variants keep their plain names."""
-    name = str(getattr(model, "norm", "none"))  # a model with no norm key has none
+    norm = str(getattr(model, "norm", "none"))  # a model with no norm key has none
+    name = norm
     if model.name == "vgg" and model.activation != "relu":  # the MLP's activation is its config's
         name += f"_{model.activation}"
     if getattr(model, "norm_position", "pre") != "pre":  # the DLN has no activation to be before
         name += f"_{model.norm_position}"
     if not getattr(model, "affine", True):
         name += "_no_affine"
-    if getattr(model, "norm", None) == "noisy_batch" and model.noise.draw != "position":
+    if norm == "noisy_batch" and model.noise.draw != "position":
         name += f"_{model.noise.draw}"  # noisy_batch_channel: Algorithm 1 read as one draw per sample and channel
     return name
 
