@@ -5,7 +5,9 @@
 Finished runs (completed or diverged) are collected; runs still running, interrupted, failed or without a run.json
 are left out and named. --partial also collects interrupted runs, up to the step where they stopped (runs.csv
 keeps their status): for a protocol that could not run to its end. --add keeps the runs already in --out and adds
-these beside them: a new variant joins reference results without retraining the others.
+these beside them: a new variant joins reference results without retraining the others. --replace puts each of
+these in place of the run --out holds with the same experiment, variant, lr, seed and settings: a run made from a
+dirty tree, rerun from a clean one.
 """
 
 import argparse
@@ -21,10 +23,12 @@ def main() -> None:
     p.add_argument("--partial", action="store_true", help="also runs stopped before their last step")
     p.add_argument("--add", action="store_true",
                    help="keep the runs already in --out and add these (a run already there is refused)")
+    p.add_argument("--replace", action="store_true",
+                   help="put these in place of the runs in --out with the same identity (each must match one)")
     args = p.parse_args()
     skipped: list[str] = []
     try:
-        metrics, runs = write_results(args.runs, args.out, skipped, args.partial, args.add)
+        metrics, runs = write_results(args.runs, args.out, skipped, args.partial, args.add, args.replace)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"collect: {e}") from None
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")

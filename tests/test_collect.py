@@ -59,3 +59,21 @@ def test_a_summary_names_the_settings_its_runs_differ_in(tmp_path):
     assert list(table["batch_size"]) == [8, 60, 256] and "momentum" not in table  # the same for every run
     one = summarize(pd.DataFrame([r for r in rows if r["batch_size"] == 8]), runs)
     assert "batch_size" not in one
+
+
+def test_replace_puts_a_rerun_in_place_of_the_run_with_its_identity(tmp_path):
+    fake_run(tmp_path / "grid" / "a0", "batch", 0, 0.9)
+    fake_run(tmp_path / "grid" / "b0", "none", 0, 0.7)
+    fake_run(tmp_path / "rerun" / "b0-clean", "none", 0, 0.6)
+    out = tmp_path / "results" / "toy"
+    write_results([tmp_path / "grid"], out)
+    write_results([tmp_path / "rerun"], out, replace=True)
+    runs, metrics = pd.read_csv(out / "runs.csv"), pd.read_parquet(out / "metrics.parquet")
+    assert sorted(runs["variant"]) == ["batch", "none"] and len(metrics) == 6
+    final = metrics[metrics["step"] == 100]
+    assert dict(zip(final["variant"].astype(str), final["value"])) == pytest.approx({"batch": 0.9, "none": 0.6})
+
+    fake_run(tmp_path / "other" / "c0", "layer", 0, 0.8)  # nothing to replace: refused, nothing written
+    with pytest.raises(ValueError, match="match no single run"):
+        write_results([tmp_path / "other"], out, replace=True)
+    assert len(pd.read_csv(out / "runs.csv")) == 2

@@ -93,3 +93,25 @@ def test_unit_moment_changes_see_what_pooling_averages_out():
     d = probe.deltas()
     assert d["act/layer2/pooled/dmean"] == pytest.approx(0.0, abs=1e-9)
     assert d["act/layer2/unit/dmean"] == pytest.approx(1.0, rel=1e-9)
+
+
+@pytest.mark.unit
+def test_noisy_bn_moments_under_the_same_noise_see_the_network_not_the_noise():
+    """Two probes of a network whose weights did not change: under fresh noise noisy BN's moments move by about
+    |mu - mu'| (mu ~ U(-0.5, 0.5) per channel, so by far more than 0.01 over 8 units), under the same noise they do not
+    move at all. Without noisy BN both readings are the same numbers."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 784, dtype=torch.float64)
+    noisy = MLP(norm="noisy_batch", hidden=(8, 8)).double().train()
+    probe = ActivationProbe(noisy, x, qs=[50], moments=True)
+    probe()
+    d = probe.deltas()
+    assert max(d[f"act/layer{i}/unit/dmean"] for i in (1, 2)) > 0.01
+    for i in (1, 2):
+        for view in ("unit", "pooled"):
+            assert d[f"act/layer{i}/{view}/dmean_same_noise"] == pytest.approx(0.0, abs=1e-12)
+            assert d[f"act/layer{i}/{view}/dvar_same_noise"] == pytest.approx(0.0, abs=1e-12)
+    plain = MLP(norm="batch", hidden=(8, 8)).double().train()
+    values = ActivationProbe(plain, x, qs=[50], moments=True)()
+    assert values["act/layer2/unit/mean_same_noise"] == values["act/layer2/unit/mean"]
+    assert values["act/layer2/pooled/std_same_noise"] == values["act/layer2/pooled/std"]

@@ -139,25 +139,39 @@ def summarize_variants(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = None,
-                  partial: bool = False, add: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  partial: bool = False, add: bool = False,
+                  replace: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write the finished runs under `roots` to out_dir; with `add`, beside the runs out_dir already holds (a new
-    variant joins reference results without retraining the rest; a run already there is refused, not replaced)."""
+    variant joins reference results without retraining the rest; a run already there is refused, not replaced);
+    with `replace`, each in place of the run out_dir holds with the same identity (experiment, variant, lr, seed
+    and settings): a run made from a dirty tree, rerun from a clean one."""
     metrics, runs = load_runs(roots, skipped, partial)
     if runs.empty:
         raise FileNotFoundError(f"no finished run under {', '.join(map(str, roots))}: {', '.join(skipped or [])}")
     out_dir = Path(out_dir)
-    if add:
-        metrics, runs = _beside(out_dir, metrics, runs)
+    if add or replace:
+        metrics, runs = _beside(out_dir, metrics, runs, replace)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(compact(metrics), out_dir / "metrics.parquet")
     runs.to_csv(out_dir / "runs.csv", index=False)
     return metrics, runs
 
 
-def _beside(out_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _beside(out_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame,
+            replace: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not (out_dir / "metrics.parquet").is_file() or not (out_dir / "runs.csv").is_file():
         raise FileNotFoundError(f"nothing to add to: {out_dir} has no metrics.parquet and runs.csv")
     old_metrics, old_runs = pd.read_parquet(out_dir / "metrics.parquet"), pd.read_csv(out_dir / "runs.csv")
+    if replace:
+        keys = [k for k in (*RUN_KEYS, *SETTINGS) if k in old_runs and k in runs]
+        old_keys, new_keys = (frame[keys].astype(str).agg("|".join, axis=1) for frame in (old_runs, runs))
+        unmatched = sorted(set(new_keys) - set(old_keys))
+        if unmatched or new_keys.duplicated().any():
+            raise ValueError(f"{len(unmatched) or 'several'} run(s) to replace match no single run in {out_dir} "
+                             f"by {', '.join(keys)}: {(unmatched or list(new_keys[new_keys.duplicated()]))[0]}")
+        gone = set(old_runs.loc[old_keys.isin(set(new_keys)), "run_id"])
+        old_runs = old_runs[~old_runs["run_id"].isin(gone)]
+        old_metrics = old_metrics[~old_metrics["run_id"].isin(gone)]
     clash = sorted(set(old_runs["run_id"]) & set(runs["run_id"]))
     if clash:
         raise ValueError(f"{len(clash)} run(s) already in {out_dir} (collect without --add to replace them): "

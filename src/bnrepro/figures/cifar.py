@@ -12,6 +12,7 @@ import seaborn as sns
 from bnrepro.figures.shared import layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import (
     STANDARD_VS_BN,
+    colour,
     has_metric,
     label,
     layer_number,
@@ -137,14 +138,19 @@ def fig_santurkar1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: P
 
 
 def fig_santurkar8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1) -> list[Path]:
-    """|mu(t+1) - mu(t)| and |var(t+1) - var(t)| between a probed step and the next, one channel and pooled."""
+    """|mu(t+1) - mu(t)| and |var(t+1) - var(t)| between a probed step and the next, one channel and pooled. Where
+    the runs stored them, noisy BN's moments under the same noise at both probes are drawn dashed: how far the
+    network's own distribution moves, beside the fresh noise's move that Santurkar et al. plot."""
     if not has_metric(metrics, "/dmean$"):
         return []
     setup()
     m = metrics[(metrics["split"] == "probe") & np.isclose(metrics["lr"], lr)]
-    parts = m["metric"].astype(str).str.extract(r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/(?P<stat>dmean|dvar)$")
+    parts = m["metric"].astype(str).str.extract(
+        r"^act/(?P<layer>[^/]+)/(?P<view>[^/]+)/(?P<stat>dmean|dvar)(?P<same>_same_noise)?$")
     d = pd.concat([m, parts], axis=1).dropna(subset=["stat"])
     d["variant"] = d["variant"].astype(str)
+    same = d[d["same"].notna() & d["variant"].str.startswith("noisy")]
+    d = d[d["same"].isna()]
     layers = [layer for layer in FIG2_LAYERS if layer in set(d["layer"])] or sorted(set(d["layer"]), key=layer_number)
     columns = [(view, stat) for view in ("unit", "pooled") for stat in ("dmean", "dvar")]
     variants = [v for v in VARIANTS if v in set(d["variant"])]
@@ -158,6 +164,11 @@ def fig_santurkar8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path,
             sel = d[(d["layer"] == layer) & (d["view"] == view) & (d["stat"] == stat)]
             sns.lineplot(data=sel, x="step", y="value", hue="variant", hue_order=variants, palette=palette(variants),
                          errorbar=("pi", 100) if nseeds > 1 else None, ax=ax, linewidth=1)
+            own = same[(same["layer"] == layer) & (same["view"] == view) & (same["stat"] == stat)]
+            for variant, g in own.groupby("variant"):
+                mean = g.groupby("step")["value"].mean()
+                ax.plot(mean.index, mean.to_numpy(), linestyle="--", linewidth=1, color=colour(variant),
+                        label=f"{label(variant)}, same noise at both probes")
             ax.set_yscale("log")
             where = "channel #0" if view == "unit" else "pooled"
             ax.set_title(f"layer #{layer_number(layer)} · {where}", fontsize=10)

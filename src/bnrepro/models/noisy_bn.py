@@ -31,8 +31,9 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
         # r_sigma >= 0).
         self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu, n_sigma, r_mu, r_sigma
         self.position, self.seed, self.draw = position, seed, draw
-        # Training draws from the "train" stream; probes switch to "probe" (fresh noise) or "replay" (a copy of the
-        # noise a training step drew), so that measuring never shifts the noise that training sees.
+        # Training draws from the "train" stream; probes switch to "probe" (fresh noise), "replay" (a copy of the
+        # noise a training step drew) or "same" (the same noise at every forward, so that two probes of one batch
+        # differ only by the network), so that measuring never shifts the noise that training sees.
         self.stream = "train"
         self._gens: dict[str, torch.Generator] = {}
 
@@ -41,6 +42,8 @@ class NoisyBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected 2D-5D input (got {x.dim()}D)")
 
     def generator(self, device: torch.device) -> torch.Generator:
+        if self.stream == "same":
+            return torch.Generator(device=device).manual_seed(self.seed + 2_000_003)
         return self._stream_generator(self.stream, device)
 
     def streams(self) -> dict[str, torch.Generator]:

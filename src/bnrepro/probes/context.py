@@ -11,10 +11,11 @@ from bnrepro.models import NORM_LAYERS, NoisyBatchNorm
 
 
 @contextlib.contextmanager
-def frozen_norm_stats(model: nn.Module, bn_stats: str = "batch"):
+def frozen_norm_stats(model: nn.Module, bn_stats: str = "batch", noise: str = "probe"):
     """Normalisation layers (BN, noisy BN, lp) normalise with batch statistics ("batch", as in training) or their
-    running statistics ("running", as at inference), and update nothing. Noisy BN draws from its probe stream
-    meanwhile (or replays a training step's noise, see NoiseReplay), never from the one training uses."""
+    running statistics ("running", as at inference), and update nothing. Noisy BN draws from its `noise` stream
+    meanwhile ("probe": fresh noise; "same": the same noise at every call; or a training step's noise replayed,
+    see NoiseReplay), never from the one training uses."""
     norms = [m for m in model.modules() if isinstance(m, NORM_LAYERS)]
     saved = [(m.training, m.track_running_stats, getattr(m, "stream", None)) for m in norms]
     try:
@@ -25,7 +26,7 @@ def frozen_norm_stats(model: nn.Module, bn_stats: str = "batch"):
             else:
                 m.eval()
             if isinstance(m, NoisyBatchNorm):
-                m.stream = "probe"
+                m.stream = noise
         yield
     finally:
         for m, (training, track, stream) in zip(norms, saved):

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnrepro.models import NoisyBatchNorm
 from bnrepro.probes.context import frozen_norm_stats
+
+# Noisy BN's moments are read twice: under fresh noise at every probe, as Santurkar et al. (Fig 8) read them, which
+# shows the noise the layer injects; and under the same noise at every probe, which shows how far the network's own
+# distribution moves. Without noisy BN both are the same numbers, stored under both names so that rows compare
+# networks by one name.
+SAME_NOISE = "_same_noise"
 
 
 def percentiles(x: torch.Tensor, qs: Sequence[float]) -> np.ndarray:
@@ -42,7 +49,8 @@ class ActivationProbe:
 
     Two views per layer: "unit", one fixed unit's (for conv layers: channel's) distribution over the
     probe batch (the paper's "typical sigmoid"), and "pooled", all values of the layer together (the
-    article's notebook). `layers` restricts the probe to some taps; `moments` adds each view's mean and std.
+    article's notebook). `layers` restricts the probe to some taps; `moments` adds each view's mean and std, under
+    fresh noise and under the same noise at every probe (SAME_NOISE).
     """
 
     def __init__(
@@ -62,7 +70,9 @@ class ActivationProbe:
         if unknown:
             raise ValueError(f"unknown layers {unknown}; the model has {list(taps)}")
         self.taps = {name: taps[name] for name in layers} if layers else taps
-        self.last_moments: dict[tuple[str, str], tuple[float, float]] = {}  # (layer, view) -> mean, var
+        self.noisy = any(isinstance(m, NoisyBatchNorm) for m in model.modules())
+        # (layer, view) or (layer, view, SAME_NOISE) -> mean, var
+        self.last_moments: dict[tuple[str, ...], tuple[float, float]] = {}
 
     def state_dict(self) -> dict:
         """The moments of the last probe, from which the next probe's step-to-step changes (Fig 8) are measured."""
@@ -71,14 +81,14 @@ class ActivationProbe:
     def load_state_dict(self, state: dict) -> None:
         self.last_moments = dict(state["moments"])
 
-    def capture(self) -> dict[str, torch.Tensor]:
+    def capture(self, noise: str = "probe") -> dict[str, torch.Tensor]:
         captured: dict[str, torch.Tensor] = {}
         hooks = [
             module.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
             for name, module in self.taps.items()
         ]
         try:
-            with torch.no_grad(), frozen_norm_stats(self.model, self.bn_stats):
+            with torch.no_grad(), frozen_norm_stats(self.model, self.bn_stats, noise):
                 self.model(self.x_probe)
         finally:
             for h in hooks:
@@ -87,32 +97,42 @@ class ActivationProbe:
 
     def __call__(self) -> dict[str, float]:
         out = {}
-        for name, act in self.capture().items():
+        captured = self.capture()
+        for name, act in captured.items():
             for view, values in self.views(act):
                 for q, v in zip(self.qs, percentiles(values, self.qs)):
                     out[metric_key(name, view, f"p{q:g}")] = float(v)
-                if self.moments:
-                    mean, var = _moments(values)
-                    self.last_moments[(name, view)] = (mean, var)
-                    out[metric_key(name, view, "mean")] = mean
-                    out[metric_key(name, view, "std")] = var ** 0.5
+        if self.moments:
+            for key, (mean, var) in self._all_moments(captured).items():
+                self.last_moments[key] = (mean, var)
+                out[metric_key(*key[:2], "mean" + "".join(key[2:]))] = mean
+                out[metric_key(*key[:2], "std" + "".join(key[2:]))] = var ** 0.5
         return out
 
     def views(self, act: torch.Tensor) -> tuple[tuple[str, torch.Tensor], ...]:
         return ("unit", act[:, self.unit]), ("pooled", act)
+
+    def _all_moments(self, captured: dict[str, torch.Tensor]) -> dict[tuple[str, ...], tuple[float, float]]:
+        """Each layer's and view's (mean, var) under fresh noise, keyed (layer, view), and under the same noise at
+        every probe, keyed (layer, view, SAME_NOISE): one more forward with noisy BN, the same values without."""
+        same = self.capture("same") if self.noisy else captured
+        out = {}
+        for suffix, acts in (((), captured), ((SAME_NOISE,), same)):
+            for name, act in acts.items():
+                for view, values in self.views(act):
+                    out[(name, view, *suffix)] = _moments(values)
+        return out
 
     def deltas(self) -> dict[str, float]:
         """|mu_{t+1} - mu_t| and |var_{t+1} - var_t| of each layer's activations, for the unit and pooled
         (Santurkar Fig 8): called one step after a probe, on the same batch, against the moments that probe
         recorded. Both views, because noise drawn per channel (noisy BN) partly cancels when pooled."""
         out = {}
-        for name, act in self.capture().items():
-            for view, values in self.views(act):
-                if (name, view) in self.last_moments:
-                    mean, var = _moments(values)
-                    prev_mean, prev_var = self.last_moments[(name, view)]
-                    out[metric_key(name, view, "dmean")] = abs(mean - prev_mean)
-                    out[metric_key(name, view, "dvar")] = abs(var - prev_var)
+        for key, (mean, var) in self._all_moments(self.capture()).items():
+            if key in self.last_moments:
+                prev_mean, prev_var = self.last_moments[key]
+                out[metric_key(*key[:2], "dmean" + "".join(key[2:]))] = abs(mean - prev_mean)
+                out[metric_key(*key[:2], "dvar" + "".join(key[2:]))] = abs(var - prev_var)
         return out
 
 
