@@ -10,10 +10,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bnrepro import EXIT_REFUSED
-from bnrepro.io_utils import unwritable_reason
-from bnrepro.report import VERDICTS, ClaimsError, build
-from bnrepro.report.html import to_html
+import matplotlib
+
+matplotlib.use("Agg")  # the forest plots go to files, with or without a display
+
+from bnrepro import EXIT_REFUSED  # noqa: E402
+from bnrepro.io_utils import unwritable_reason  # noqa: E402
+from bnrepro.report import VERDICTS, ClaimsError, build  # noqa: E402
+from bnrepro.report.html import to_html  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,10 +40,13 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in set(folder.glob("*.md")) - {args.results / name for name in pages}:
         stale.unlink()  # a figure removed from the claims file leaves no page behind
+    for stale in folder.glob("forest_*.png"):
+        if f"report/{stale.name}" not in pages["REPORT.md"]:
+            stale.unlink()  # nor does a question
     for name, text in pages.items():
         (args.results / name).write_text(text)
     (args.results / "REPORT.html").write_text(to_html(pages, args.results))
-    counted = [o for o in outcomes if o.claim.counts]
+    counted = [o for o in outcomes if o.claim.counts and not o.claim.extension]
     n = Counter(o.verdict for o in counted)
     print(f"wrote {args.results / 'REPORT.md'}, {len(pages) - 1} figure pages in {folder} and REPORT.html: "
           f"{len(outcomes)} rows; of the {len(counted)} that can reproduce: "

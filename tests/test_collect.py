@@ -10,13 +10,15 @@ from bnrepro.collect import write_results
 pytestmark = pytest.mark.unit
 
 
-def fake_run(folder, variant: str, seed: int, acc: float) -> None:
+def fake_run(folder, variant: str, seed: int, acc: float, diff: str = "") -> None:
     folder.mkdir(parents=True)
     rows = [{"step": s, "split": "test", "metric": "acc", "value": acc * s / 100, "experiment": "toy",
              "variant": variant, "lr": 0.1, "seed": seed} for s in (0, 50, 100)]
     pd.DataFrame(rows).to_parquet(folder / "metrics.parquet", index=False)
     (folder / "run.json").write_text(json.dumps({"status": "completed", "steps_done": 100, "max_steps": 100,
-                                                 "final_test_acc": acc, "git_commit": "abc", "git_dirty": False}))
+                                                 "final_test_acc": acc, "git_commit": "abc", "git_dirty": bool(diff)}))
+    if diff:
+        (folder / "code.diff").write_text(diff)
 
 
 def test_add_keeps_the_runs_already_collected(tmp_path):
@@ -63,11 +65,14 @@ def test_a_summary_names_the_settings_its_runs_differ_in(tmp_path):
 
 def test_replace_puts_a_rerun_in_place_of_the_run_with_its_identity(tmp_path):
     fake_run(tmp_path / "grid" / "a0", "batch", 0, 0.9)
-    fake_run(tmp_path / "grid" / "b0", "none", 0, 0.7)
+    fake_run(tmp_path / "grid" / "b0", "none", 0, 0.7, diff="--- a/src/x.py\n+++ b/src/x.py\n")
     fake_run(tmp_path / "rerun" / "b0-clean", "none", 0, 0.6)
     out = tmp_path / "results" / "toy"
     write_results([tmp_path / "grid"], out)
+    (kept,) = (out / "code_diffs").glob("*.diff")  # the dirty run's diff is kept beside its results, run named
+    assert kept.read_text() == "# run grid/b0\n--- a/src/x.py\n+++ b/src/x.py\n"
     write_results([tmp_path / "rerun"], out, replace=True)
+    assert not list((out / "code_diffs").glob("*.diff"))  # the clean rerun leaves no stale diff
     runs, metrics = pd.read_csv(out / "runs.csv"), pd.read_parquet(out / "metrics.parquet")
     assert sorted(runs["variant"]) == ["batch", "none"] and len(metrics) == 6
     final = metrics[metrics["step"] == 100]

@@ -16,7 +16,8 @@ from scipy import stats as scipy_stats
 from bnrepro.report import ClaimsError, answers, build, load, load_all, statements
 from bnrepro.report.rollup import independent_run_sets, strongest
 from bnrepro.report.series import reduce
-from bnrepro.report.stats import interval, resolution
+from bnrepro.report.stats import benjamini_hochberg, holm, interval, p_value, resolution
+from bnrepro.report.text import effect
 from tests.conftest import ROOT, run_cli
 
 HEAD = """\
@@ -160,6 +161,9 @@ def test_runs_that_never_reach_the_threshold_decide_only_as_a_bound(tmp_path):
     # 100 / 50 ≤ 3, but none's true steps could be any number above 100: the bound points the wrong way
     (o,) = outcomes(tmp_path, faster.replace("at_least: 1.5", "at_most: 3"), never)[1]
     assert o.verdict == "inconclusive" and "never reached" in o.reason
+    # every seed of one side censored: the effect is shown as a bound, not a value
+    (o,) = outcomes(tmp_path, faster, never)[1]
+    assert o.bound == 1 and "≥ 2" in effect(o) and "a bound" in effect(o)
     assert verdicts(tmp_path, faster, {"batch": [0.9, 0.95, 1.0], "none": [0.9, 0.95, 1.0]}) == \
         {"toy.faster": "not reproduced"}
 
@@ -180,6 +184,13 @@ def test_a_failed_precondition_makes_a_row_not_testable(tmp_path):
     (o,) = outcomes(tmp_path, row(extra=req), HIGH, loss={"batch": 1.0, "none": 2.3})[1]
     assert o.verdict == "not testable" and "variant=none has 2.3" in o.reason and not o.stats
     assert verdicts(tmp_path, row(extra=req), HIGH, loss={"batch": 1.0, "none": 1.5}) == {"toy.higher": "reproduced"}
+    # the baseline's sides are read too, so their precondition holds for them as well
+    did = row("toy.did", kind="control", extra="  baseline: {a: {variant: layer}, b: {variant: none}}\n" + req)
+    results = {"batch": [0.9, 0.91, 0.92], "none": [0.8, 0.81, 0.79], "layer": [0.85, 0.86, 0.84]}
+    (o,) = outcomes(tmp_path, did, results, loss={"batch": 1.0, "none": 1.0, "layer": 2.3})[1]
+    assert o.verdict == "not testable" and "variant=layer has 2.3" in o.reason
+    assert outcomes(tmp_path, did, results, loss={"batch": 1.0, "none": 1.0, "layer": 1.0})[1][0].verdict == \
+        "supports the claim"
 
 
 @pytest.mark.unit
@@ -204,8 +215,8 @@ def test_statements_and_questions_roll_up_from_their_rows(tmp_path):
     md = pages["REPORT.md"]
     sts = statements(outs)
     assert [(s.text, s.verdict) for s in sts] == [("BN ends higher.", "mixed"), ("BN ends somewhat higher.", "holds")]
-    assert strongest(sts[0].deciding, "pass").claim.id == "toy.a"
-    assert strongest(sts[0].deciding, "fail").claim.id == "toy.b"
+    assert strongest(sts[0].deciding, "pass")[0].claim.id == "toy.a"
+    assert strongest(sts[0].deciding, "fail")[0].claim.id == "toy.b"
     (ans,) = answers(load_all(tmp_path / "claims.yaml").questions, sts)
     assert ans.answer == "mixed" and ans.answer_for("paper_value") is None
     assert "directions: **mixed**" in md and "for: [`toy.a`]" in md and "against: [`toy.b`]" in md
@@ -345,8 +356,9 @@ def test_the_committed_report_is_what_the_committed_results_give(committed):
 def test_the_opening_fits_two_screens_and_the_html_is_self_contained(committed, tmp_path):
     from bnrepro.report.html import to_html
 
-    opening = committed[0]["REPORT.md"].split("## Statements")[0]
-    assert len(opening.splitlines()) <= 60
+    opening = committed[0]["REPORT.md"].split("## What the counts stand on")[0]
+    assert len(opening.splitlines()) <= 40  # the title, the hypotheses and the questions table: two screens
+    assert opening.index("## The article's three hypotheses") < opening.index("## Answers")
     pages, _ = outcomes(tmp_path, BN_HIGHER, HIGH)
     (tmp_path / "results" / "toy" / "fig_toy.png").write_bytes(b"png")
     pages = build(tmp_path / "results", tmp_path / "claims.yaml")[0]
@@ -400,3 +412,128 @@ def test_drift_and_the_landscape_readings_derived_from_stored_values():
     assert stored.series("r", "landscape/eta/0.05/rel").tolist() == [0.5, 1.0]
     assert stored.series("r", "landscape/loss_range_rel").tolist() == [1.0, 0.5]
     assert stored.series("r", "landscape/nothing").empty
+
+
+@pytest.mark.unit
+def test_a_bound_decides_only_if_it_still_decides_with_the_censored_runs_far_past_the_horizon(tmp_path):
+    """A t-interval is not monotone in one seed's value: moving one censored seed far up widens the interval. The
+    row below passes with none's censored seed at its last step (100) and not with it at 10× (1,000): none / BN is
+    90 / 50 in four seeds and ≥ 100 / 50 in the fifth."""
+    faster = row("toy.faster", test="{stat: ratio, at_least: 1.5}", a="{variant: none}", b="{variant: batch}") \
+        .replace("reduce: final", "reduce: {how: steps_to, threshold: 0.45}")
+    fragile = {"batch": [0.9] * 5, "none": [0.5] * 4 + [0.4]}  # none's fifth seed never gets to 0.45
+    (o,) = outcomes(tmp_path, faster, fragile, seeds=5)[1]
+    assert o.verdict == "inconclusive" and "10× as many steps" in o.reason and o.censored == 1
+    assert o.estimate[1] > 1.5  # read at the last step alone, it would pass
+    robust = {"batch": [0.9] * 5, "none": [0.4] * 5}  # every none seed censored: ≥ 2 at 1×, ≥ 20 at 10×
+    assert outcomes(tmp_path, faster, robust, seeds=5)[1][0].verdict == "reproduced"
+
+
+@pytest.mark.unit
+def test_the_strongest_evidence_is_a_tight_two_sided_uncensored_row(tmp_path):
+    """A ratio whose log-scale interval spans decades loses to a tight one, though its linear margin is larger; a
+    zero-width row against a constant and a censored bound are never chosen while such a row decides."""
+    wide = row("toy.wide", test="{stat: ratio, at_most: 1}").replace("metric: test/acc", "metric: landscape/beta") \
+        .replace("reduce: final", "reduce: median")
+    tight = row("toy.tight", test="{stat: ratio, at_most: 1}", a="{variant: layer}").replace(
+        "metric: test/acc", "metric: landscape/beta").replace("reduce: final", "reduce: median")
+    constant = row("toy.constant", test="{stat: value, at_least: 0.5}", b="null", a="{variant: flat}") \
+        .replace("metric: test/acc", "metric: landscape/beta").replace("reduce: final", "reduce: median")
+    censored = row("toy.censored", test="{stat: ratio, at_least: 1.1}", a="{variant: none}", b="{variant: batch}") \
+        .replace("reduce: final", "reduce: {how: steps_to, threshold: 0.45}")
+    probe = {"batch": [10 ** e for e in (-1.5, -4, -6.5, -2.75, -5.25)], "none": [1.0] * 5,
+             "layer": [0.3, 0.31, 0.29, 0.3, 0.3], "flat": [1.0] * 5}
+    results = {"batch": [0.9] * 5, "none": [0.4] * 5, "layer": [0.9] * 5, "flat": [0.9] * 5}
+    _, outs = outcomes(tmp_path, wide + tight + constant + censored, results, probe=probe, seeds=5)
+    by = {o.claim.id: o for o in outs}
+    assert all(o.result == "pass" for o in outs), {o.claim.id: o.reason for o in outs}
+    lo, hi = by["toy.wide"].estimate[1:]
+    assert np.log10(hi / lo) > 4  # the interval spans more than four decades
+    assert (1 - hi) > (1 - by["toy.tight"].estimate[2])  # on a linear scale the wide row looks farther from 1
+    best, strong = strongest(outs, "pass")
+    assert best.claim.id == "toy.tight" and strong
+    best, strong = strongest([by["toy.constant"], by["toy.censored"]], "pass")
+    assert not strong  # only weak rows decide: the best of them, said to be weak
+
+
+@pytest.mark.unit
+def test_p_values_agree_with_the_interval_and_the_corrections_keep_what_they_should():
+    values = [0.9, 1.1, 1.3, 1.2]
+    est, lo, hi = interval(values)
+    assert p_value(values, lo) == pytest.approx(0.05, abs=1e-9) and p_value(values, hi) == pytest.approx(0.05)
+    assert p_value([2.0, 4.0, 8.0], 2.0 ** 3, log=True) == pytest.approx(p_value([1.0, 2.0, 3.0], 3.0))
+    assert holm([0.01, 0.04, 0.03]) == [True, False, False]            # 0.01 ≤ 0.05/3; 0.03 > 0.05/2
+    assert benjamini_hochberg([0.01, 0.04, 0.03]) == [True, True, True]  # 0.04 ≤ 0.05 · 3/3
+    assert benjamini_hochberg([0.01, 0.2, 0.06]) == [True, False, False]
+
+
+@pytest.mark.unit
+def test_beta_is_read_against_the_edge_of_stability_on_a_quadratic_of_known_curvature():
+    """L(w) = ½ h w² has curvature h everywhere: the landscape probe's β is h, and β / (2/lr) is h·lr/2, 1 exactly
+    at lr = 2/h, where gradient descent on it stops converging (|1 − lr·h| = 1)."""
+    import torch
+
+    from bnrepro.probes import LandscapeProbe
+    from bnrepro.report.series import Stored
+
+    h = 40.0
+    model = torch.nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(0.7)
+    x = torch.ones(1, 1, dtype=torch.float64)
+    loss = lambda out, _y: 0.5 * h * out.pow(2).sum()  # noqa: E731
+    loss(model(x), None).backward()
+    beta = LandscapeProbe(model, loss, [0.001, 0.01, 0.02], batched=False)(x, None)["landscape/beta"]
+    assert beta == pytest.approx(h, rel=1e-9)
+    runs = pd.DataFrame({"run_id": ["slow", "edge"], "seed": [0, 0], "lr": [0.01, 2 / h]})
+    rows = [(0, "probe", "landscape/beta", beta, r) for r in runs["run_id"]]
+    stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]), runs)
+    assert "landscape/beta_eos" in stored.metric_names()
+    assert stored.series("slow", "landscape/beta_eos").tolist() == pytest.approx([h * 0.01 / 2])
+    assert stored.series("edge", "landscape/beta_eos").tolist() == pytest.approx([1.0])
+
+
+@pytest.mark.unit
+def test_extensions_are_judged_apart_and_never_counted_as_reproductions(tmp_path):
+    ours = row("toy.ours", claim="BN ends higher, by our reading.").replace(
+        "source: article, a toy claim", "source: extension (ours)")
+    pages, outs = outcomes(tmp_path, BN_HIGHER + ours, HIGH)
+    by = {o.claim.id: o for o in outs}
+    assert by["toy.higher"].verdict == "reproduced" and by["toy.ours"].verdict == "holds (extension)"
+    (ans,) = answers(load_all(tmp_path / "claims.yaml").questions, statements(outs))
+    assert [s.text for s in ans.statements] == ["BN ends higher."]
+    assert [s.text for s in ans.extensions] == ["BN ends higher, by our reading."]
+    md = pages["REPORT.md"]
+    assert "1 statements of the sources: 1 holds" in md and "1 extensions: 1 holds" in md
+
+
+@pytest.mark.unit
+def test_a_moment_row_of_noisy_bn_read_under_fresh_noise_is_refused_as_evidence(tmp_path):
+    moments = row("toy.moments", a="{variant: noisy_batch}", test="{stat: ratio, at_least: 2}").replace(
+        "metric: test/acc", "metric: act/layer2/unit/dmean").replace("reduce: final", "reduce: median")
+    with pytest.raises(ClaimsError, match="measures the noise the probe injects"):
+        load(write_claims(tmp_path / "claims.yaml", moments))
+    load(write_claims(tmp_path / "claims.yaml", moments.replace("kind: direction", "kind: sanity")))
+    load(write_claims(tmp_path / "claims.yaml", moments.replace("unit/dmean", "unit/dmean_same_noise")))
+
+
+@pytest.mark.unit
+def test_the_forest_plot_is_drawn_per_question_and_the_same_rows_give_the_same_bytes(tmp_path):
+    pages, _ = outcomes(tmp_path, BN_HIGHER + row("toy.b", test="{stat: difference, at_least: 0.5}"), HIGH)
+    png = tmp_path / "results" / "report" / "forest_q.png"
+    assert png.is_file() and "![Forest plot: Does BN help?](report/forest_q.png)" in pages["REPORT.md"]
+    first = png.read_bytes()
+    build(tmp_path / "results", tmp_path / "claims.yaml")
+    assert png.read_bytes() == first
+
+
+@pytest.mark.unit
+def test_an_untested_entry_that_a_figure_now_tests_is_refused(tmp_path):
+    entry = ("untested:\n  - source: article\n    claim: BN helps somewhere else.\n    why: no run yet.\n"
+             "    needs: {needs}\n")
+    path = write_claims(tmp_path / "claims.yaml", BN_HIGHER)
+    path.write_text(path.read_text() + entry.format(needs="toy_elsewhere"))
+    assert [u.needs for u in load_all(path).untested] == ["toy_elsewhere"]
+    path.write_text(path.read_text().replace("needs: toy_elsewhere", "needs: toy"))
+    with pytest.raises(ClaimsError, match="figure 'toy_fig' reads results/toy/ now, so it is tested"):
+        load_all(path)

@@ -5,6 +5,7 @@ Figures and the report read only what this writes; nothing here trains.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from bnrepro.metrics import RUN_KEYS, SETTINGS, check_schema, write_parquet
 from bnrepro.runinfo import FINISHED, read_json
 
 THRESHOLDS = (0.90, 0.95, 0.97)
+DIFFS = "code_diffs"  # results/<name>/code_diffs/<run>.diff: what a run made from a dirty tree ran beyond its commit
 # A result is made of finished runs (runinfo.FINISHED). With partial=True, runs stopped before their last step
 # count too (up to where they stopped; runs.csv says so): for a protocol that could not be run to its end, such as
 # a GPU lease that ran out. A run that still says 'running' was stopped without its last write; its metrics go up
@@ -154,7 +156,26 @@ def write_results(roots: list[Path], out_dir: Path, skipped: list[str] | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(compact(metrics), out_dir / "metrics.parquet")
     runs.to_csv(out_dir / "runs.csv", index=False)
+    keep_diffs(roots, out_dir, set(runs["run_id"]))
     return metrics, runs
+
+
+def diff_file(out_dir: Path, run_id: str) -> Path:
+    """Where a run's code.diff is kept in its results folder (run ids hold '/' and '=': named by their hash)."""
+    return Path(out_dir) / DIFFS / f"{hashlib.sha256(run_id.encode()).hexdigest()[:16]}.diff"
+
+
+def keep_diffs(roots: list[Path], out_dir: Path, run_ids: set[str]) -> None:
+    """Each collected run's code.diff (a run from a dirty tree) into out_dir/code_diffs/, its first line naming the
+    run; diffs of runs no longer in the results are removed, so a clean rerun leaves no stale diff behind."""
+    for run_id, folder in find_runs(roots):
+        if run_id in run_ids and (folder / "code.diff").is_file():
+            target = diff_file(out_dir, run_id)
+            target.parent.mkdir(exist_ok=True)
+            target.write_text(f"# run {run_id}\n" + (folder / "code.diff").read_text())
+    kept = {diff_file(out_dir, r) for r in run_ids}
+    for stale in set((Path(out_dir) / DIFFS).glob("*.diff")) - kept:
+        stale.unlink()
 
 
 def _beside(out_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame,

@@ -2,6 +2,8 @@
 
     claims = load_all(claims_file)
     pages, outcomes = build(results_dir, claims_file)   # pages: {"REPORT.md": ..., "report/<figure>.md": ...}
+
+build() also draws each question's forest plot into results_dir/report/ (forest.py) unless draw=False.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bnrepro.collect import diff_file
 from bnrepro.report.claims import KINDS, Claim, Claims, ClaimsError, Figure, load, load_all
 from bnrepro.report.evaluate import RESULTS, VERDICTS, Outcome, Stored, judge
 from bnrepro.report.render import render
-from bnrepro.report.rollup import answers, statements
+from bnrepro.report.rollup import answers, correct, statements
 
 __all__ = ["KINDS", "RESULTS", "VERDICTS", "Claim", "Claims", "ClaimsError", "Figure", "Outcome", "Stored",
            "answers", "build", "judge", "load", "load_all", "read_results", "statements"]
@@ -44,7 +47,7 @@ def check_metrics(claims: Claims, stored: dict[str, Stored | None]) -> None:
                 raise ClaimsError(f"{c.id}: metric {name!r} is recorded by no stored result{hint}")
 
 
-def build(results_dir: Path, claims_file: Path) -> tuple[dict[str, str], list[Outcome]]:
+def build(results_dir: Path, claims_file: Path, draw: bool = True) -> tuple[dict[str, str], list[Outcome]]:
     claims = load_all(claims_file)
     stored: dict[str, Stored | None] = {}
     for name in sorted({f.results for f in claims.figures}):
@@ -52,6 +55,13 @@ def build(results_dir: Path, claims_file: Path) -> tuple[dict[str, str], list[Ou
         stored[name] = Stored(*found) if found else None
     check_metrics(claims, stored)
     outcomes = [judge(c, stored[c.figure.results]) for c in claims.claims]
-    runs = {name: s.runs if s else None for name, s in stored.items()}
+    correct(outcomes)
+    runs = {name: s.runs.assign(diff_kept=[diff_file(Path(results_dir) / name, r).is_file() for r in s.runs["run_id"]])
+            if s else None for name, s in stored.items()}
     images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in claims.figures}
-    return render(claims, outcomes, runs, images), outcomes
+    forests: set[str] = set()
+    if draw:
+        from bnrepro.report.forest import draw_all  # matplotlib only where the plots are drawn
+
+        forests = draw_all(answers(claims.questions, statements(outcomes)), Path(results_dir) / "report")
+    return render(claims, outcomes, runs, images, forests), outcomes

@@ -15,7 +15,9 @@ import yaml
 
 from bnrepro.report.schema import (
     CLAIM_KEYS,
+    COUNTED,
     FIGURE_KEYS,
+    HYPOTHESIS_KEYS,
     KINDS,
     QUESTION_KEYS,
     REDUCE_OPTIONAL,
@@ -27,13 +29,15 @@ from bnrepro.report.schema import (
     Claims,
     ClaimsError,
     Figure,
+    Hypothesis,
     Question,
     Requirement,
     Test,
     Untested,
 )
 
-__all__ = ["Claim", "Claims", "ClaimsError", "Figure", "KINDS", "Question", "Requirement", "Test", "Untested",
+__all__ = ["Claim", "Claims", "ClaimsError", "Figure", "Hypothesis", "KINDS", "Question", "Requirement", "Test",
+           "Untested",
            "load", "load_all"]
 
 
@@ -61,10 +65,28 @@ def load_all(path: Path) -> Claims:
     if unused:
         raise ClaimsError(f"question(s) {unused} have no claim rows")
     untested = []
+    tested = {f.results: f.id for f in figures}
     for i, u in enumerate(doc.get("untested") or []):
-        _keys(u, {"source", "claim", "why"}, {"source", "claim", "why"}, f"untested entry {i + 1}")
+        where = f"untested entry {i + 1}"
+        _keys(u, {"source", "claim", "why", "needs"}, {"source", "claim", "why", "needs"}, where)
+        if str(u["needs"]) in tested:
+            raise ClaimsError(f"{where} ({u['claim']!r}): figure {tested[str(u['needs'])]!r} reads results/"
+                              f"{u['needs']}/ now, so it is tested: remove the entry")
         untested.append(Untested(**{k: str(v).strip() for k, v in u.items()}))
-    return Claims(questions, figures, claims, untested)
+    hypotheses = [_hypothesis(h, by_question) for h in doc.get("hypotheses") or []]
+    _unique({h.id: h for h in hypotheses}, hypotheses, "hypothesis")
+    return Claims(hypotheses, questions, figures, claims, untested)
+
+
+def _hypothesis(h: dict, questions: dict[str, Question]) -> Hypothesis:
+    where = f"hypothesis {h.get('id', '?')!r}" if isinstance(h, dict) else "hypothesis"
+    _keys(h, HYPOTHESIS_KEYS, {"id", "hypothesis", "source"}, where)
+    sides = tuple(tuple(h.get(k) or ()) for k in ("for", "against"))
+    unknown = sorted(set(sides[0] + sides[1]) - set(questions))
+    if unknown or not any(sides):
+        raise ClaimsError(f"{where}: for/against must name questions among {sorted(questions)}"
+                          + (f"; unknown: {unknown}" if unknown else ""))
+    return Hypothesis(str(h["id"]), " ".join(str(h["hypothesis"]).split()), str(h["source"]), *sides)
 
 
 def _read(path: Path) -> dict:
@@ -160,6 +182,7 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
         x = {"metric": str(x["metric"]), "reduce": _reduce(x["reduce"], f"{where}, x")}
     if c.get("minus") and c.get("over"):
         raise ClaimsError(f"{where}: minus and over exclude each other")
+    _instrument(c, where)
     figure = figures[c["figure"]]
     return Claim(id=str(c["id"]), figure=figure, source=str(c["source"]), claim=str(c["claim"]).strip(),
                  reading=str(c["reading"]), metric=str(c["metric"]), reduce=reduce, a=dict(c["a"]),
@@ -169,6 +192,17 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
                  paper=str(c.get("paper", "")).strip(),
                  minus=c.get("minus"), over=c.get("over"), baseline=baseline, across=across, x=x,
                  note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
+
+
+def _instrument(c: dict, where: str) -> None:
+    """A reading of noisy BN's activations under fresh noise at every probe measures the noise the probe injects,
+    whatever the network does: it can be a check that the noise is injected (sanity), never evidence. The same
+    reading under the same noise at every probe (<metric>_same_noise) sees the network."""
+    noisy = any(str((side or {}).get("variant", "")).startswith("noisy") for side in (c.get("a"), c.get("b")))
+    if noisy and c["kind"] in COUNTED + ("control",) and str(c["metric"]).startswith("act/") \
+            and not str(c["metric"]).endswith("_same_noise"):
+        raise ClaimsError(f"{where}: {c['metric']} of noisy BN measures the noise the probe injects, not the "
+                          f"network: make it kind sanity, or read {c['metric']}_same_noise")
 
 
 def _test(t: dict, where: str) -> Test:

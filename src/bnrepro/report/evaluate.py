@@ -11,7 +11,7 @@ import pandas as pd
 
 from bnrepro.report.schema import Claim, ClaimsError
 from bnrepro.report.series import Stored, reduce_by, select_runs, span_across
-from bnrepro.report.stats import interval, spearman_interval
+from bnrepro.report.stats import interval, p_value, spearman_interval, spearman_p
 
 RESULTS = ("pass", "fail", "inconclusive", "not testable", "not run")
 # What a pass and a fail mean, per kind of row: only paper values and directions reproduce a claim.
@@ -22,6 +22,9 @@ LABELS = {
     "fitted": ("matches (fitted)", "does not match (fitted)"),
 }
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable", "not run")
+# A run that never reached its threshold is read at its last step, and again as if it had needed this many times
+# as many steps: a row decided by such a bound is decided only when both readings decide it the same way.
+CENSORED_FAR = 10
 
 
 @dataclass
@@ -35,6 +38,14 @@ class Outcome:
     estimate: tuple[float, float, float] | None = None   # mean (geometric for ratios) and its 95% interval
     left_out: dict[int, str] = field(default_factory=dict)  # seed -> why it has no value
     runs: frozenset = frozenset()  # fingerprints of the runs read (see Stored.fingerprint)
+    censored: int = 0   # seeds whose statistic is a bound (one side never reached its threshold)
+    censored_sign: int = 0  # +1: those bounds are lower bounds (A never got there), -1: upper bounds
+    p: float = float("nan")  # the p-value of the decision (see decision_p), NaN when undecided
+
+    @property
+    def bound(self) -> int:
+        """+1 (-1) when every seed's statistic is a lower (upper) bound: the effect is a bound, not a value."""
+        return self.censored_sign if self.censored and self.censored == self.n else 0
 
     @property
     def n(self) -> int:
@@ -42,8 +53,11 @@ class Outcome:
 
     @property
     def verdict(self) -> str:
-        """The row's verdict in the words of its kind: reproduced / not reproduced only for rows that count."""
+        """The row's verdict in the words of its kind: reproduced / not reproduced only for rows that count, and
+        holds / fails for an extension's (a statement none of the sources makes)."""
         if self.result in ("pass", "fail"):
+            if self.claim.extension and self.claim.counts:
+                return ("holds", "fails")[self.result == "fail"] + " (extension)"
             return LABELS[self.claim.kind][self.result == "fail"]
         return self.result
 
@@ -139,10 +153,8 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     out.runs = frozenset(stored.fingerprint(r) for r, seed in zip(used["run_id"], used["seed"]) if seed in out.a)
     for s in sorted({int(x) for x in used["seed"]} - set(seeds)):
         out.left_out[s] = "no value on one side"  # e.g. a run that diverged before its first probe
-    for req in claim.requires:
-        for side in (claim.a, claim.b):
-            if side is None:
-                continue
+    for req in claim.requires:  # on every side the row reads, the baseline's included
+        for side in sides:
             got = _mean(side_values_of(claim, stored, side, req.metric, req.reduce))
             if np.isnan(got):
                 out.result = "not run"
@@ -154,6 +166,7 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
                 return out
     horizon = {s: float(x.index.max()) for s, x in a_series.items()}
     horizon_b = {s: float(x.index.max()) for s, x in b_series.items()}
+    far: dict[int, float] = {}  # the statistic with censored runs at CENSORED_FAR × their last step
     bounds: set[int] = set()
     for s in seeds:
         v, bound = censored_statistic(claim.test.stat, a[s], b.get(s), horizon.get(s, np.nan),
@@ -164,6 +177,11 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
             continue
         out.stats[s] = v
         bounds.add(bound)
+        if bound:
+            out.censored += 1
+            out.censored_sign = bound if out.censored == 1 or out.censored_sign == bound else 0
+        far[s] = censored_statistic(claim.test.stat, a[s], b.get(s), CENSORED_FAR * horizon.get(s, np.nan),
+                                    CENSORED_FAR * horizon_b.get(s, np.nan))[0]
     diverged = _diverged(stored, claim)
     for s in list(out.left_out):
         if s in diverged:
@@ -175,7 +193,25 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
     log = claim.test.stat == "ratio" and all(v > 0 for v in values)
     out.estimate = interval(values, log=log)
     out.result, out.reason = _decide(claim.test, out.estimate, bounds)
+    if out.result in ("pass", "fail") and out.censored:
+        moved = list(far.values())
+        far_result, _ = _decide(claim.test, interval(moved, log=log and all(v > 0 for v in moved)), set())
+        if far_result != out.result:
+            out.reason = (f"{out.censored} run(s) never reached the threshold: read at their last step the row "
+                          f"{'passes' if out.result == 'pass' else 'fails'}, but not if they had needed "
+                          f"{CENSORED_FAR}× as many steps, so the bound does not decide")
+            out.result = "inconclusive"
+    if out.result in ("pass", "fail"):
+        out.p = decision_p(claim.test, out.result, out.estimate, lambda t: p_value(values, t, log))
     return out
+
+
+def decision_p(test, result: str, est: tuple[float, float, float], p_at) -> float:
+    """The p-value behind a decision: for a pass, the largest over the thresholds the interval must clear (each
+    excluded at 95% exactly when its p < 0.05); for a fail, that of the threshold the interval lies beyond."""
+    if result == "pass":
+        return max(p_at(t) for t in (test.lo, test.hi) if np.isfinite(t))
+    return p_at(test.lo if est[2] < test.lo else test.hi)
 
 
 def correlate(claim: Claim, stored: Stored) -> Outcome:
@@ -200,6 +236,9 @@ def correlate(claim: Claim, stored: Stored) -> Outcome:
     out.stats = dict(enumerate(ys))
     out.result, out.reason = _decide(claim.test, out.estimate, set())
     out.reason = f"Spearman's ρ over {len(pairs)} runs{left}" + (f"; {out.reason}" if out.reason else "")
+    if out.result in ("pass", "fail"):
+        out.p = decision_p(claim.test, out.result, out.estimate,
+                           lambda t: spearman_p(out.estimate[0], len(pairs), t))
     return out
 
 

@@ -1,21 +1,56 @@
-"""From rows to answers: one verdict per statement (all the rows that read it), one answer per question (all the
-statements that bear on it), and how many independent sets of runs stand behind them.
+"""From rows to answers: Holm's correction within each question, one verdict per statement (all the rows that read
+it), one answer per question (all the statements that bear on it), the strongest evidence, and how many
+independent sets of runs and distinct measurements stand behind them.
 
-Only rows that can reproduce (paper values and directions) decide; controls, sanity checks and fitted rows are
-shown beside them. A statement holds when every deciding row passes, fails when every one fails, and is mixed when
-some pass and some fail (then the report names the strongest row of each side); rows that are inconclusive or not
-testable do not decide, but a statement with nothing else is that.
+Only paper values and directions decide; controls, sanity checks and fitted rows are shown beside them. A statement
+holds when every deciding row passes, fails when every one fails, and is mixed when some pass and some fail (then
+the report names the strongest row of each side); rows that are inconclusive or not testable do not decide, but a
+statement with nothing else is that. A statement none of the sources makes (an extension) is judged the same way
+and kept apart from the answers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from bnrepro.report.claims import Question
+import numpy as np
+
+from bnrepro.report.claims import Hypothesis, Question
 from bnrepro.report.evaluate import Outcome
+from bnrepro.report.stats import benjamini_hochberg, holm
 
 STATEMENT_VERDICTS = ("holds", "fails", "mixed", "inconclusive", "not testable", "not run", "checks only")
 ANSWERS = ("supported", "contradicted", "mixed", "inconclusive", "not testable here", "not run")
+
+
+def families(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    """The rows one question decides at 95%, its reproductions and its extensions each a family."""
+    out: dict[tuple[str, bool], list[Outcome]] = {}
+    for o in outcomes:
+        if o.claim.counts and o.result in ("pass", "fail"):
+            out.setdefault((o.claim.question, o.claim.extension), []).append(o)
+    return list(out.values())
+
+
+def correct(outcomes: list[Outcome]) -> None:
+    """The false discovery rate within each question held at 5% (Benjamini-Hochberg): a deciding row that does not
+    survive becomes inconclusive, saying so. Not Holm's family-wise correction: a question's readings share their
+    runs, and with 3 seeds and dozens of readings Holm would leave almost nothing decided, which says more about
+    the seed count than about BN; the report counts what Holm would keep. Sanity checks, controls and fitted rows
+    are not corrected: they decide nothing."""
+    for family in families(outcomes):
+        for o, kept in zip(family, benjamini_hochberg([o.p for o in family])):
+            if not kept:
+                o.reason = (f"{'passes' if o.result == 'pass' else 'fails'} at 95% alone (p = {o.p:.2g}), not with "
+                            f"the false discovery rate over the question's {len(family)} deciding readings held at "
+                            f"5% (Benjamini-Hochberg)")
+                o.result = "inconclusive"
+
+
+def holm_survivors(outcomes: list[Outcome]) -> int:
+    """How many of the decided rows Holm's family-wise correction within each question would keep as well."""
+    return sum(sum(holm([o.p for o in family])) for family in families(outcomes))
 
 
 @dataclass
@@ -24,6 +59,15 @@ class Statement:
     source: str
     question: str
     rows: list[Outcome] = field(default_factory=list)
+
+    @property
+    def extension(self) -> bool:
+        return self.rows[0].claim.extension
+
+    @property
+    def sign_only(self) -> bool:
+        """Holds on sign tests alone: every deciding row that passes has no margin."""
+        return self.verdict == "holds" and all(o.claim.sign_only for o in self.deciding if o.result == "pass")
 
     @property
     def deciding(self) -> list[Outcome]:
@@ -48,7 +92,8 @@ class Statement:
 @dataclass
 class Answer:
     question: Question
-    statements: list[Statement]
+    statements: list[Statement]             # the sources' statements: they make the answer
+    extensions: list[Statement] = field(default_factory=list)  # statements the sources do not make, shown apart
 
     def answer_for(self, kind: str | None = None) -> str | None:
         """The answer from the statements of one kind (directions, or the papers' values), or from all of them;
@@ -89,24 +134,75 @@ def statements(outcomes: list[Outcome]) -> list[Statement]:
 
 
 def answers(questions: list[Question], stmts: list[Statement]) -> list[Answer]:
-    return [Answer(q, [s for s in stmts if s.question == q.id]) for q in questions]
+    return [Answer(q, [s for s in stmts if s.question == q.id and not s.extension],
+                   [s for s in stmts if s.question == q.id and s.extension]) for q in questions]
 
 
-def strongest(rows: list[Outcome], result: str) -> Outcome | None:
-    """The row of one result whose 95% interval lies farthest from its threshold, in units of its own width."""
-    def margin(o: Outcome) -> float:
-        est, lo, hi = o.estimate
-        t = o.claim.test
-        gap = max(t.lo - hi, lo - t.hi) if result == "fail" else min(lo - t.lo, t.hi - hi)
-        return gap / max(hi - lo, 1e-300)
+def hypothesis_answer(h: Hypothesis, by_id: dict[str, Answer]) -> list[tuple[str, Answer, str]]:
+    """(for/against, answer, what it says about the hypothesis) per question bearing on it, from the question's
+    directions (its paper values where it has no direction): a question in `for` supports the hypothesis when
+    supported and undercuts it when contradicted, one in `against` the reverse."""
+    out = []
+    for side, ids in (("for", h.supports), ("against", h.undercuts)):
+        for q in ids:
+            got = by_id[q].answer_for("direction") or by_id[q].answer
+            toward = {"supported": "supports it", "contradicted": "undercuts it", "mixed": "mixed"}.get(got)
+            if toward and side == "against":
+                toward = {"supports it": "undercuts it", "undercuts it": "supports it"}.get(toward, toward)
+            out.append((side, by_id[q], toward or "says nothing either way"))
+    return out
+
+
+def log_scale(o: Outcome) -> bool:
+    """Whether the row's interval was computed on the log scale (a ratio with every value positive)."""
+    return o.claim.test.stat == "ratio" and o.claim.x is None and all(v > 0 for v in o.stats.values())
+
+
+def margin(o: Outcome) -> float:
+    """How far the 95% interval lies past its threshold, in units of the interval's width, on the scale the
+    interval was computed on (log for ratios): a pass's distance inside the passing range, a fail's outside it."""
+    est, lo, hi = o.estimate
+    t = o.claim.test
+    f = (lambda x: math.log(x) if x > 0 else -math.inf) if log_scale(o) else (lambda x: x)
+    with np.errstate(all="ignore"):
+        if o.result == "fail":
+            gap = max(f(t.lo) - f(hi) if np.isfinite(t.lo) else -math.inf,
+                      f(lo) - f(t.hi) if np.isfinite(t.hi) else -math.inf)
+        else:
+            gap = min(f(lo) - f(t.lo) if np.isfinite(t.lo) else math.inf,
+                      f(t.hi) - f(hi) if np.isfinite(t.hi) else math.inf)
+    width = f(hi) - f(lo)
+    return gap / width if width > 0 else math.inf
+
+
+def strong(o: Outcome) -> bool:
+    """Evidence that can stand as an answer's strongest: it compares two networks (not one against a constant),
+    rests on no run that never reached its threshold, and has an interval of some width (a zero-width interval,
+    every seed the same value, says the seeds did not vary, not that the effect is certain)."""
+    _, lo, hi = o.estimate
+    return o.claim.b is not None and o.censored == 0 and hi > lo
+
+
+def strongest(rows: list[Outcome], result: str) -> tuple[Outcome | None, bool]:
+    """The row of one result whose interval lies farthest past its threshold (margin), among the strong rows when
+    there are any; and whether it is strong."""
     mine = [o for o in rows if o.result == result and o.estimate is not None]
-    return max(mine, key=margin) if mine else None
+    best = [o for o in mine if strong(o)] or mine
+    return (max(best, key=margin), strong(max(best, key=margin))) if best else (None, False)
+
+
+def measurements(rows: list[Outcome]) -> int:
+    """Distinct measurements: rows whose per-seed statistic is the same numbers (one reading under two names, or
+    tested against two thresholds) count once."""
+    return len({(o.claim.figure.results, tuple(sorted((s, round(v, 12)) for s, v in o.stats.items())))
+                for o in rows if o.stats})
 
 
 def independent_run_sets(rows: list[Outcome]) -> int:
-    """How many disjoint sets of runs the rows rest on: rows that share a run (the same seed and training curve,
-    in whichever results folder) are one set, since readings of the same runs are not independent evidence."""
-    sets = [o.runs for o in rows if o.runs]
+    """How many disjoint sets of runs the rows that pass or fail rest on: rows that share a run (the same seed and
+    training curve, in whichever results folder) are one set, since readings of the same runs are not independent
+    evidence; rows that decide nothing (inconclusive, not testable) add no set."""
+    sets = [o.runs for o in rows if o.runs and o.result in ("pass", "fail")]
     groups: list[frozenset] = []
     for s in sets:
         touching = [g for g in groups if g & s]

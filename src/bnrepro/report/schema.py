@@ -17,6 +17,10 @@ CLAIM_KEYS = {"id", "figure", "source", "claim", "reading", "metric", "minus", "
               "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline", "across", "x"}
 REQUIRE_KEYS = {"metric", "reduce", "at_least", "at_most", "why"}
 QUESTION_KEYS = {"id", "question", "changes"}
+HYPOTHESIS_KEYS = {"id", "hypothesis", "source", "for", "against"}
+# The three sources whose statements bnrepro reproduces. A statement whose source starts with none of them (later
+# work, or ours) is an extension: judged the same way, shown apart, never counted as a reproduction.
+SOURCES = ("article", "Ioffe", "Santurkar")
 # What a row is evidence of. Only the first two can reproduce a claim; a control passes when it supports the
 # claim's explanation against another one; a sanity check holds by construction; a fitted row tests values the
 # protocol was chosen on.
@@ -24,7 +28,8 @@ KINDS = {
     "paper_value": "a value the paper reports, compared within the tolerance a value read off a plot allows",
     "direction": "the direction the source states (which is larger, faster, smoother), with its margin if any",
     "control": "tests another explanation of the effect; passes when the result supports the claim's one",
-    "sanity": "true by construction of the method; shows the code does what it says, not that the claim holds",
+    "sanity": "true by construction of the method, or set by the instrument or the protocol (the noise injected, "
+              "the learning rate through 2/lr); shows the code does what it says, not that the claim holds",
     "fitted": "the protocol's free settings were searched to match this value, so agreement is partly built in",
 }
 COUNTED = ("paper_value", "direction")
@@ -62,6 +67,17 @@ class Requirement:
         bound = f"≤ {self.hi:g}" if self.lo == -float("inf") else f"≥ {self.lo:g}" if self.hi == float("inf") \
             else f"in [{self.lo:g}, {self.hi:g}]"
         return f"{self.reduce['how']} {self.metric} {bound} on both sides ({self.why})"
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One of the article's three hypotheses on why BN works (§C.3-C.4), and the questions that bear on it: a
+    question in `for` supports the hypothesis when its answer is "supported", one in `against` undercuts it."""
+    id: str
+    hypothesis: str
+    source: str
+    supports: tuple[str, ...]
+    undercuts: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -117,21 +133,36 @@ class Claim:
         return self.figure.command
 
     @property
+    def extension(self) -> bool:
+        """A statement none of the three sources makes: judged, shown apart, never a reproduction."""
+        return not self.source.startswith(SOURCES)
+
+    @property
     def counts(self) -> bool:
-        """Whether this row can reproduce its statement (controls, sanity checks and fitted rows cannot)."""
+        """Whether this row decides its statement (controls, sanity checks and fitted rows do not); a deciding row
+        of an extension decides the extension, never a reproduction."""
         return self.kind in COUNTED
+
+    @property
+    def sign_only(self) -> bool:
+        """A test with no margin: its threshold is no effect at all (a ratio of 1, a difference of 0)."""
+        return (self.test.stat == "difference" and 0 in (self.test.lo, self.test.hi)) or \
+            (self.test.stat == "ratio" and 1 in (self.test.lo, self.test.hi))
 
 
 @dataclass(frozen=True)
 class Untested:
-    """A claim the sources make that no experiment here tests yet, and why."""
+    """A claim the sources make that no experiment here tests yet, why, and the results folder that would test it
+    (a figure reading that folder makes the entry an error: the claim is tested)."""
     source: str
     claim: str
     why: str
+    needs: str
 
 
 @dataclass(frozen=True)
 class Claims:
+    hypotheses: list[Hypothesis]
     questions: list[Question]
     figures: list[Figure]
     claims: list[Claim]

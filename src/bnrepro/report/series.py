@@ -35,6 +35,7 @@ class Stored:
 
     def __init__(self, metrics: pd.DataFrame, runs: pd.DataFrame):
         self.runs = runs
+        self._lr = dict(zip(runs["run_id"], runs["lr"].astype(float))) if "lr" in runs else {}
         self._series = {key: g.groupby("step")["value"].last().astype("float64").sort_index()
                         for key, g in metrics.groupby(["run_id", "split", "metric"], observed=True)}
 
@@ -52,6 +53,8 @@ class Stored:
         names |= {metric for _, split, metric in self._series if split == "probe"}  # probes also by their own name
         if "landscape/gnorm" in names:
             names |= {"landscape/loss_range_rel", "landscape/beta_eta"}
+        if "landscape/beta" in names:
+            names.add("landscape/beta_eos")
             names |= {n.removesuffix("/gpred") + "/rel" for n in names if n.startswith("landscape/eta/")}
         return names
 
@@ -73,9 +76,15 @@ class Stored:
         """Readings computed from the landscape probe's stored values, so that no verdict hangs on the η grid:
         landscape/eta/<η>/rel = ‖Δg‖ / ‖g‖ at that η, landscape/loss_range_rel = (max − min loss over η) / min,
         and landscape/beta_eta = the η at which the effective β-smoothness (max over η of ‖Δg‖ / (η‖g‖)) is
-        attained. Anything else: an empty series."""
+        attained, and landscape/beta_eos = β / (2/lr), the effective β-smoothness as a multiple of the edge of
+        stability (Cohen et al. 2021: along gradient descent's trajectory the sharpness rises to about 2/lr and stays
+        there), so that a β set by the learning rate is not read as a property of the network. Anything else: an
+        empty series."""
         empty = pd.Series(dtype="float64")
         parts = metric.split("/")
+        if metric == "landscape/beta_eos":
+            beta, lr = self._series.get((run_id, "probe", "landscape/beta")), self._lr.get(run_id)
+            return empty if beta is None or lr is None else beta * (lr / 2)
         gnorm = self._series.get((run_id, "probe", "landscape/gnorm"))
         if gnorm is None or parts[0] != "landscape":
             return empty

@@ -48,11 +48,14 @@ def side_label(claim: Claim, side: dict) -> str:
 
 
 def effect(o: Outcome) -> str:
-    """The tested statistic as an effect with its 95% interval over seeds."""
+    """The tested statistic as an effect with its 95% interval over seeds; a bound ("≥ 2.49") when every seed's
+    value is one (a side that never reached its threshold, read at its last step)."""
     stat = "ρ " if o.claim.x else {"value": "", "ratio": "ratio ", "difference": "difference "}[o.claim.test.stat]
     if o.estimate is None:
         return f"{stat}{mean_sd(list(o.stats.values()), o.claim.reduce['how'] == 'steps_to')}"
     est, lo, hi = o.estimate
+    if o.bound:
+        return f"{stat}{'≥' if o.bound > 0 else '≤'} {fmt(est)} [{fmt(lo)}, {fmt(hi)}] (a bound: every seed censored)"
     return f"{stat}{fmt(est)} [{fmt(lo)}, {fmt(hi)}]"
 
 
@@ -80,9 +83,7 @@ def test_text(c: Claim) -> str:
     if c.x is not None:
         return c.test.describe("ρ", None)
     t = c.test.describe(side_label(c, c.a), side_label(c, c.b) if c.b is not None else None)
-    sign_only = (c.test.stat == "difference" and 0 in (c.test.lo, c.test.hi)) or \
-        (c.test.stat == "ratio" and 1 in (c.test.lo, c.test.hi))
-    return f"{t} (sign only: no margin)" if sign_only else t
+    return f"{t} (sign only: no margin)" if c.sign_only else t
 
 
 def verdict_text(o: Outcome) -> str:
