@@ -200,8 +200,9 @@ def test_controls_sanity_checks_and_fitted_rows_never_count_as_reproductions(tmp
     assert [o.verdict for o in outs] == ["reproduced", "supports the claim", "holds, as it must", "matches (fitted)"]
     (st,) = statements(outs)
     assert st.verdict == "holds" and [o.claim.id for o in st.deciding] == ["toy.d"]
-    _, outs = outcomes(tmp_path, claims, LOW)
+    pages, outs = outcomes(tmp_path, claims, LOW)
     assert [o.verdict for o in outs][1] == "undercuts the claim"
+    assert "directions: **contradicted** · controls: 1 undercut it" in pages["REPORT.md"]  # said beside the answer
     only_checks = row("toy.s", kind="sanity") + row("toy.f", kind="fitted")
     (st,) = statements(outcomes(tmp_path, only_checks, HIGH)[1])
     assert st.verdict == "checks only"

@@ -56,8 +56,14 @@ def row_counts(outcomes: list[Outcome]) -> list[str]:
 
 
 def answer_text(a: Answer) -> str:
+    """The answer by directions and by paper values, and what the controls say when they decide: a control that
+    undercuts a supported answer is the first thing its reader should know."""
     parts = [f"{name}: **{got}**" for kind, name in (("direction", "directions"), ("paper_value", "paper values"))
              if (got := a.answer_for(kind))]
+    controls = Counter(o.result for s in a.statements for o in s.rows if o.claim.kind == "control")
+    if controls["pass"] or controls["fail"]:
+        parts.append("controls: " + ", ".join(f"{n} {word}" for word, n in (
+            ("support it", controls["pass"]), ("undercut it", controls["fail"])) if n))
     return " · ".join(parts) or "**not run**"
 
 
