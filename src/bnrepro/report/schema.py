@@ -66,7 +66,7 @@ class Requirement:
     def describe(self) -> str:
         bound = f"≤ {self.hi:g}" if self.lo == -float("inf") else f"≥ {self.lo:g}" if self.hi == float("inf") \
             else f"in [{self.lo:g}, {self.hi:g}]"
-        return f"{self.reduce['how']} {self.metric} {bound} on both sides ({self.why})"
+        return f"{self.reduce['how']} {self.metric} {bound} on every side the row reads ({self.why})"
 
 
 @dataclass(frozen=True)
