@@ -18,7 +18,8 @@ CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
             {"ics/layer5/l2", "ics/layer10/cos"}, ["fig_ics"]),
     "landscape": (["model.norm=none,batch", "trainer.landscape_every=4"], 2,
                   {"landscape/loss_min", "landscape/gpred_max", "landscape/beta", "landscape/eta/0.05/gpred",
-                   "landscape/eta/0.4/loss"}, ["fig_landscape", "fig_santurkar11_gpred_vs_eta"]),
+                   "landscape/eta/0.4/loss"},
+                  ["fig_landscape", "fig_santurkar11_gpred_vs_eta", "fig_edge_of_stability"]),
     "lp_norm": (["model.norm=none,linf", "trainer.probe_every=6", "trainer.landscape_every=4"], 2,
                 {"act/layer11/pooled/p50", "landscape/gpred_max"}, ["fig_lp_norm", "fig_lp_norm_landscape"]),
     # make cifar-probes-cpu's two sweeps in one: its probes at its settings, standard, BN and one lp normaliser
@@ -26,7 +27,7 @@ CASES = {  # experiment: (sweep, jobs, metrics it must record, figures)
                           "trainer.landscape_every=4"], 3,
                          {"ics/layer5/l2", "ics/layer10/cos", "landscape/gpred_max", "landscape/gnorm"},
                          ["fig_ics", "fig_landscape", "fig_santurkar11_gpred_vs_eta", "fig_lp_norm",
-                          "fig_lp_norm_landscape"]),
+                          "fig_lp_norm_landscape", "fig_edge_of_stability"]),
 }
 
 
@@ -72,3 +73,18 @@ def test_dln_sweep_end_to_end(tmp_path):
                 "landscape_gpred_median", "landscape_loss_range_median"):
         assert summary[col].notna().all(), col
     assert "final_test_acc" not in summary.columns  # a regression task has no accuracy
+
+
+def test_mnist_eos_end_to_end(tmp_path):
+    """make mnist-eos's sweep, shrunk: both networks at two learning rates, β probed, collected and drawn."""
+    res = run_cli("-m", "experiment=mnist_eos", "optim.lr=0.1,1", "trainer.max_steps=40", "trainer.landscape_every=10",
+                  "trainer.eval_every=20", "logger=none", f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
+    assert len(jobs) == 4
+    for job in jobs:
+        m = pd.read_parquet(job / "metrics.parquet")
+        assert (m["metric"].astype(str) == "landscape/beta").sum() == 4  # steps 0, 10, 20, 30
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_eos")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "results" / "mnist_eos" / "fig_edge_of_stability.png").stat().st_size > 5000

@@ -538,3 +538,19 @@ def test_an_untested_entry_that_a_figure_now_tests_is_refused(tmp_path):
     path.write_text(path.read_text().replace("needs: toy_elsewhere", "needs: toy"))
     with pytest.raises(ClaimsError, match="figure 'toy_fig' reads results/toy/ now, so it is tested"):
         load_all(path)
+
+
+@pytest.mark.unit
+def test_a_question_of_extensions_only_is_answered_in_the_later_work_section(tmp_path):
+    head = HEAD.replace("figures:", """  - id: later
+    question: Does later work's mechanism hold?
+    changes: more seeds.
+figures:""")
+    later = row("toy.later", claim="A later paper's statement.").replace("question: q", "question: later").replace(
+        "source: article, a toy claim", "source: Someone et al. 2021")
+    path = write_claims(tmp_path / "claims.yaml", BN_HIGHER + later, head=head)
+    write_results(tmp_path / "results" / "toy", HIGH)
+    md = build(tmp_path / "results", path)[0]["REPORT.md"]
+    top, section = md.split("### What later work found")
+    assert "**1 questions;" in top and "[Does later work's mechanism hold?](#q-later)" not in top.split("## Answers")[1]
+    assert "[Does later work's mechanism hold?](#q-later) | directions: **supported**" in section

@@ -84,8 +84,9 @@ def answers_table(ans: list[Answer]) -> list[str]:
     lines = ["| question | answer | strongest evidence | statements: " + " / ".join(shown) + " | run sets "
              "| what would change it |", "|---|---|---|---|---|---|"]
     for a in ans:
-        n = Counter(s.verdict for s in a.statements)
-        rows = [o for s in a.statements for o in s.deciding]
+        stmts = a.extensions if a.later else a.statements
+        n = Counter(s.verdict for s in stmts)
+        rows = [o for s in stmts for o in s.deciding]
         lines.append(f"| [{cell(a.question.question)}](#q-{a.question.id}) | {answer_text(a)} | "
                      f"{cell(evidence_text(rows))} | " + " / ".join(str(n[v]) for v in shown)
                      + f" | {independent_run_sets(rows)} | {cell(a.question.changes)} |")
@@ -137,8 +138,11 @@ def statement_section(a: Answer, image: bool) -> list[str]:
              f"Answer: {answer_text(a)}. What would change it: {a.question.changes}", ""]
     if image:
         lines += [f"![Forest plot: {cell(a.question.question)}]({forest_file(a.question.id)})", ""]
-    lines += statement_table(a.statements)
-    if a.extensions:
+    lines += statement_table(a.statements) if a.statements else []
+    if a.extensions and a.later:
+        lines += ["Statements of later work and ours (extensions: none of the three sources makes them):", "",
+                  *statement_table(a.extensions)]
+    elif a.extensions:
         lines += ["", "Extensions (statements none of the three sources makes; not counted as reproductions):", "",
                   *statement_table(a.extensions)]
     return lines + [""]
@@ -246,7 +250,8 @@ def render(claims: Claims, outcomes: list[Outcome], runs: dict[str, pd.DataFrame
     """Every page, by its path relative to the results folder: REPORT.md and report/<figure>.md. `forests`: the
     questions whose forest plot is drawn (forest_file)."""
     stmts = statements(outcomes)
-    ans = answers(claims.questions, stmts)
+    everything = answers(claims.questions, stmts)
+    ans, later = [a for a in everything if not a.later], [a for a in everything if a.later]
     sources = [s for s in stmts if not s.extension]
     ns = Counter(s.verdict for s in sources)
     ne = Counter(s.verdict for s in stmts if s.extension)
@@ -259,14 +264,21 @@ def render(claims: Claims, outcomes: list[Outcome], runs: dict[str, pd.DataFrame
                 + ", ".join(f"{ns[w]} {w}" for w in STATEMENT_VERDICTS if ns[w])
                 + f" ({sum(s.sign_only for s in sources)} of the holds on sign tests alone). "
                 + (f"{sum(ne.values())} extensions: " + ", ".join(f"{ne[w]} {w}" for w in STATEMENT_VERDICTS if ne[w])
+                   + (f", {len(later)} questions from later work answered by them: "
+                      + ", ".join(f"{nl[w]} {w}" for w in ANSWERS if (nl := Counter(a.answer for a in later))[w])
+                      if later else "")
                    + ". " if ne else "")
                 + f"{len(outcomes)} rows; the sources' passing and failing rows rest on "
                 f"{independent_run_sets(decided)} independent sets of runs.**")
+    later_lines = ["### What later work found", "",
+                   "Questions that later work raises about why BN works (../shared/papers/later-work.md), answered "
+                   "the same way from extensions only: none counts as a reproduction.", "",
+                   *answers_table(later), ""] if later else []
     lines = ["# Claims about batch normalization, judged from stored metrics", "", INTRO, "",
-             *hypotheses_lines(claims, ans), "## Answers", "", headline, "", *answers_table(ans), "",
-             "## What the counts stand on", "", *counts_lines(outcomes, stmts), *how_to_read(outcomes),
+             *hypotheses_lines(claims, everything), "## Answers", "", headline, "", *answers_table(ans), "",
+             *later_lines, "## What the counts stand on", "", *counts_lines(outcomes, stmts), *how_to_read(outcomes),
              "## Statements", ""]
-    for a in ans:
+    for a in ans + later:
         lines += statement_section(a, a.question.id in forests)
     lines += ["## Figures", "", "Each figure's page has its image, provenance and every row it judges.", ""]
     pages = {}

@@ -95,11 +95,16 @@ class Answer:
     statements: list[Statement]             # the sources' statements: they make the answer
     extensions: list[Statement] = field(default_factory=list)  # statements the sources do not make, shown apart
 
+    @property
+    def later(self) -> bool:
+        """A question from later work: every statement bearing on it is an extension. Answered by those, apart."""
+        return not self.statements and bool(self.extensions)
+
     def answer_for(self, kind: str | None = None) -> str | None:
         """The answer from the statements of one kind (directions, or the papers' values), or from all of them;
-        None when there is no such statement."""
+        None when there is no such statement. A later-work question's statements are its extensions."""
         by = {"holds": "pass", "fails": "fail", "mixed": "mixed"}
-        results = [by.get(s.verdict, s.verdict) for s in self.statements
+        results = [by.get(s.verdict, s.verdict) for s in (self.extensions if self.later else self.statements)
                    if s.deciding and (kind is None or s.kind == kind)]
         return _combine(results, ("supported", "contradicted", "mixed"), not_testable="not testable here") \
             if results else None
