@@ -554,3 +554,18 @@ figures:""")
     top, section = md.split("### What later work found")
     assert "**1 questions;" in top and "[Does later work's mechanism hold?](#q-later)" not in top.split("## Answers")[1]
     assert "[Does later work's mechanism hold?](#q-later) | directions: **supported**" in section
+
+
+@pytest.mark.unit
+def test_best_over_a_run_column_takes_each_seeds_best_run():
+    from bnrepro.report.series import Stored, best_across
+
+    rows, runs = [], []
+    for seed in range(2):
+        for lr, acc in ((0.1, 0.90), (1.0, 0.97 + seed / 100), (10.0, float("nan"))):  # lr 10 diverged: no value
+            run_id = f"none-{lr}-{seed}"
+            rows.append((100, "test", "acc", acc, run_id))
+            runs.append({"run_id": run_id, "variant": "none", "lr": lr, "seed": seed})
+    stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]), pd.DataFrame(runs))
+    best = best_across(stored, stored.runs, "test/acc", {"how": "final"}, "lr")
+    assert best == pytest.approx({0: 0.97, 1: 0.98})

@@ -14,7 +14,8 @@ STATS = {"value", "ratio", "difference"}
 TEST_KEYS = {"stat", "at_least", "at_most", "near", "tol", "factor"}
 FIGURE_KEYS = {"id", "results", "file", "title", "shows", "command", "protocol", "seeds", "requires"}
 CLAIM_KEYS = {"id", "figure", "source", "claim", "reading", "metric", "minus", "reduce", "runs", "a", "b", "test",
-              "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline", "across", "x"}
+              "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline", "across", "x",
+              "best_over"}
 REQUIRE_KEYS = {"metric", "reduce", "at_least", "at_most", "why"}
 QUESTION_KEYS = {"id", "question", "changes"}
 HYPOTHESIS_KEYS = {"id", "hypothesis", "source", "for", "against"}
@@ -125,6 +126,7 @@ class Claim:
     baseline: dict | None = None  # {a, b}: the statistic is (A − B) − (A′ − B′), a difference in differences
     across: dict | None = None    # {column, above}: a side's value is the span (decades) of column where it passes
     x: dict | None = None         # {metric, reduce}: the row is Spearman's ρ across runs between x and the metric
+    best_over: str | None = None  # a run column (lr): a side's value per seed is its best run's over that column
     note: str = ""
     runs: dict = field(default_factory=dict)
 

@@ -151,3 +151,15 @@ def span_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, colu
                    if reduce_by(stored.series(run_id, metric), how) >= float(above)]
         out[int(seed)] = float(np.log10(max(passing) / min(passing))) if passing else 0.0
     return out
+
+
+def best_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str) -> dict:
+    """Seed -> the largest reduced value of `metric` over the runs of that seed, which differ in `column` (e.g. a
+    network at its own best learning rate); runs without a value (diverged before it) are left out."""
+    out: dict[int, float] = {}
+    for seed, group in runs.groupby("seed"):
+        values = [reduce_by(stored.series(run_id, metric), how) for run_id in group["run_id"]]
+        values = [v for v in values if np.isfinite(v)]
+        if values and group[column].nunique() == len(group):
+            out[int(seed)] = float(max(values))
+    return out
