@@ -26,7 +26,7 @@ TAG := seeds$(seeds)$(if $(full),-full)$(if $(ARGS),-$(shell printf '%s' "$(ARGS
 # results/<name>-<settings>/ instead, unless replace=1 says to replace the reference.
 REF_SEEDS := 3
 MINUTE_TARGETS := mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine \
-	mnist-batch-size mnist-shift mnist-eos
+	mnist-batch-size mnist-shift mnist-eos mnist-init
 $(MINUTE_TARGETS): REF_SEEDS := 5
 dln: REF_SEEDS := 10
 SUFFIX = $(if $(or $(replace),$(and $(filter $(REF_SEEDS),$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
@@ -49,7 +49,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-all test-paths lint clean
 
 help: ## list the targets
@@ -104,6 +104,10 @@ mnist-shift: $(STAMP) ## MNIST MLP under covariate shift: BN's population vs bat
 mnist-eos: $(STAMP) ## the edge of stability: the MNIST MLP's β against 2/lr, with and without BN, at 5 learning rates (Cohen et al. 2021) -> results/mnist_eos/
 	$(call sweep,mnist_eos,mnist_eos)
 	$(call collect,mnist_eos)
+
+mnist-init: $(STAMP) ## BN at initialisation: a 50-layer ReLU MLP's gradient and representation rank by depth, with and without BN (Yang et al. 2019; Daneshmand et al. 2020) -> results/mnist_init/
+	$(call sweep,mnist_init,mnist_init)
+	$(call collect,mnist_init)
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	$(call sweep,cifar_bn,$(if $(full),cifar_bn,cifar_bn_small),$(CIFAR_DATA))

@@ -115,3 +115,53 @@ def test_noisy_bn_moments_under_the_same_noise_see_the_network_not_the_noise():
     values = ActivationProbe(plain, x, qs=[50], moments=True)()
     assert values["act/layer2/unit/mean_same_noise"] == values["act/layer2/unit/mean"]
     assert values["act/layer2/pooled/std_same_noise"] == values["act/layer2/pooled/std"]
+
+
+class _Stack(torch.nn.Module):
+    """Linear layers, each followed by a ReLU the probes tap: the smallest network InitProbe reads."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.linears = torch.nn.ModuleList()
+        for w in weights:
+            lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False).double()
+            with torch.no_grad():
+                lin.weight.copy_(w)
+            self.linears.append(lin)
+        self.acts = torch.nn.ModuleList(torch.nn.ReLU() for _ in weights)
+
+    def forward(self, x):
+        for lin, act in zip(self.linears, self.acts):
+            x = act(lin(x))
+        return x
+
+    def taps(self):
+        return {f"layer{i}": act for i, act in enumerate(self.acts, start=1)}
+
+    def layers(self):
+        return list(self.linears)
+
+
+@pytest.mark.unit
+def test_the_init_probe_reads_rank_and_gradient_on_networks_whose_answer_is_known():
+    """An identity network keeps its input's rank at every layer; a rank-1 weight collapses every layer after it to
+    rank 1. The gradient norms are autograd's, and no .grad is written."""
+    from bnrepro.probes import InitProbe, effective_rank
+
+    assert effective_rank(torch.eye(6)) == pytest.approx(6.0)
+    assert effective_rank(torch.outer(torch.arange(1.0, 5.0), torch.ones(3))) == pytest.approx(1.0)
+    torch.manual_seed(0)
+    x = torch.rand(16, 6, dtype=torch.float64)  # non-negative: the ReLUs pass it unchanged
+    loss = lambda out, _y: out.pow(2).sum()  # noqa: E731
+    identity = _Stack([torch.eye(6, dtype=torch.float64)] * 3)
+    got = InitProbe(identity, loss, x, None)()
+    for i in (1, 2, 3):
+        assert got[f"init/layer{i}/rank"] == pytest.approx(effective_rank(x), rel=1e-12)
+    rank_one = torch.outer(torch.ones(6), torch.rand(6)).double()
+    collapsed = _Stack([rank_one, torch.eye(6, dtype=torch.float64), torch.eye(6, dtype=torch.float64)])
+    got = InitProbe(collapsed, loss, x, None)()
+    assert [round(got[f"init/layer{i}/rank"], 9) for i in (1, 2, 3)] == [1.0, 1.0, 1.0]
+    out = loss(collapsed(x), None)
+    grads = torch.autograd.grad(out, [lin.weight for lin in collapsed.linears])
+    assert [got[f"init/layer{i}/grad_norm"] for i in (1, 2, 3)] == pytest.approx([float(g.norm()) for g in grads])
+    assert all(lin.weight.grad is None for lin in collapsed.linears)

@@ -88,3 +88,19 @@ def test_mnist_eos_end_to_end(tmp_path):
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_eos")
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert (tmp_path / "results" / "mnist_eos" / "fig_edge_of_stability.png").stat().st_size > 5000
+
+
+def test_mnist_init_end_to_end(tmp_path):
+    """make mnist-init's sweep, shrunk to 6 layers: both networks read at initialisation, collected and drawn."""
+    res = run_cli("-m", "experiment=mnist_init", "model.hidden=[20,20,20,20,20,20]", "logger=none",
+                  f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
+    assert len(jobs) == 2
+    for job in jobs:
+        m = pd.read_parquet(job / "metrics.parquet")
+        init = m[m["metric"].astype(str).str.startswith("init/") & (m["step"] == 0)]
+        assert len(init) == 6 + 7 and init["value"].notna().all()  # 6 ranks, 7 weights' gradient norms
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_init")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "results" / "mnist_init" / "fig_init_depth.png").stat().st_size > 5000

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bnrepro.config.plan import Plan
 from bnrepro.config.schema import Probe
 from bnrepro.data import Split, generator, to_csr
-from bnrepro.probes import ActivationProbe, ICSProbe, LandscapeProbe, NoiseReplay
+from bnrepro.probes import ActivationProbe, ICSProbe, InitProbe, LandscapeProbe, NoiseReplay
 from bnrepro.probes.affine import affine_values
 from bnrepro.probes.shift import ShiftProbe
 
@@ -81,7 +81,8 @@ class Measurements:
     """What the loop measures between steps, on the model as it is: the test split, and the activation probe on
     its fixed batch. Keeps the time each took."""
 
-    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, train: Split | None = None):
+    def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, train: Split | None = None,
+                 loss_fn=None):
         c, t = plan.config, plan.config.trainer
         self.model, self.test, self.task, self.chunk = model, test, task, t.eval_batch_size
         self.train = train_subset(train, t.eval_train, c.seed) if train is not None and t.eval_train else None
@@ -90,6 +91,7 @@ class Measurements:
         self.affine = c.probe if plan.every.probe and c.probe.affine else None
         self.shift = (ShiftProbe(model, train, test, c.probe.shift, t.batch_size, c.seed)
                       if c.probe.shift and train is not None else None)
+        self.init = init_probe(c.probe, model, loss_fn, test, c.seed) if c.probe.init and loss_fn else None
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self, split: Split | None = None) -> dict[str, float]:
@@ -103,6 +105,13 @@ class Measurements:
     def evaluate_train(self) -> dict[str, float]:
         """The fixed training subset, measured as the test split is: eval_loss, eval_acc."""
         return {f"eval_{k}": v for k, v in self.evaluate(self.train).items()}
+
+    def at_init(self) -> dict[str, float]:
+        """probe.init's readings of the untrained network (step 0)."""
+        t0 = clock(self.device)
+        result = self.init()
+        self.probe_s += clock(self.device) - t0
+        return result
 
     def after_training(self) -> dict[str, float]:
         """The evaluation under covariate shift (probe.shift), on the trained network."""
@@ -137,6 +146,15 @@ def activation_probe(p: Probe, model: torch.nn.Module, test: Split, seed: int) -
         x = to_csr(x)
     return ActivationProbe(model, x, unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats, layers=p.layers,
                            moments=p.moments)
+
+
+def init_probe(p: Probe, model: torch.nn.Module, loss_fn, test: Split, seed: int) -> InitProbe:
+    # The activation probe's batch (the same stream and size): drawn once, never from training's streams.
+    idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p.batch_size].to(test.x.device)
+    x, y = test.batch(idx)
+    if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
+        x = to_csr(x)
+    return InitProbe(model, loss_fn, x, y)
 
 
 class StepProbes:

@@ -105,6 +105,8 @@ class Loop:
             healthy = record.test(step, measure.evaluate()) and healthy
             if measure.train is not None:
                 record.train_eval(step, measure.evaluate_train())
+        if step == 0 and measure.init is not None:
+            record.probe(0, measure.at_init())
         if healthy and measure.probe is not None and (e.due(e.probe, step) or last):
             record.probe(step, measure.activations())
         elif healthy and e.deltas and step % e.probe == 1:

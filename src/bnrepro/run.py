@@ -185,7 +185,7 @@ def build(plan: Plan, run_dir: Path, config: str, store: MetricStore, stop: Stop
     sampler = BatchSampler(data.train, t.batch_size, generator(c.seed, "data-order"))
     streams["data-order"] = sampler.gen
     loss_fn = LOSSES[data.task]
-    measure = Measurements(plan, model, data.test, data.task, data.train)
+    measure = Measurements(plan, model, data.test, data.task, data.train, loss_fn)
     info["probe_unit"] = c.probe.unit if plan.every.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.

@@ -292,6 +292,7 @@ class Probe:
     moments: bool = False  # also record each probed layer's pooled mean and std
     affine: bool = False  # also record the normalisation layers' scale and shift (gamma, beta)
     shift: Shift | None = None  # null: no evaluation under covariate shift
+    init: bool = False  # at step 0: each layer's gradient norm and the effective rank of its batch representation
 
 
 @schema

@@ -29,6 +29,7 @@ MIGRATIONS = (
     ("trainer.eval_train", 0, {}),
     ("probe.affine", False, {}),
     ("probe.shift", None, {}),
+    ("probe.init", False, {}),
     ("data.x_std", 1.0, {"data.format": ("linear",)}),
     ("data.a_std", 1.0, {"data.format": ("linear",)}),
     ("data.target_loss", None, {"data.format": ("linear",)}),

@@ -3,8 +3,9 @@ RNG streams, no updates of normalisation layers' running statistics, no writes t
 
 from bnrepro.probes.context import NoiseReplay, frozen_norm_stats
 from bnrepro.probes.ics import ICSProbe
+from bnrepro.probes.init import InitProbe, effective_rank
 from bnrepro.probes.landscape import LandscapeProbe, eta_grid
 from bnrepro.probes.percentiles import ActivationProbe, percentiles
 
-__all__ = ["ActivationProbe", "ICSProbe", "LandscapeProbe", "NoiseReplay", "eta_grid", "frozen_norm_stats",
-           "percentiles"]
+__all__ = ["ActivationProbe", "ICSProbe", "InitProbe", "LandscapeProbe", "NoiseReplay", "effective_rank", "eta_grid",
+           "frozen_norm_stats", "percentiles"]

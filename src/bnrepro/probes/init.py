@@ -1,0 +1,47 @@
+"""The network at initialisation, before its first step: how the gradient's size changes with depth (Yang et al.
+2019: in deep fully connected networks with BN it grows exponentially towards the input) and the rank of each
+layer's batch representation (Daneshmand et al. 2020: without normalisation it collapses with depth). Read on a
+fixed batch with the normalisation layers normalising by the batch, as in training, and nothing written: weights,
+gradient buffers and running statistics are as before."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bnrepro.models import layer_weight
+from bnrepro.probes.context import frozen_norm_stats
+
+
+def effective_rank(h: torch.Tensor) -> float:
+    """exp of the entropy of the normalised singular values of a batch of representations (rows: samples; Roy &
+    Vetterli 2007): from 1 (every row on one line) to min(rows, columns) (all directions used alike)."""
+    s = torch.linalg.svdvals(h.detach().double().reshape(len(h), -1))
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+class InitProbe:
+    """init/layer<i>/rank: the effective rank of layer #i's batch representation (the input of its activation, as
+    the percentile probes read it); init/layer<i>/grad_norm: ‖∂L/∂W_i‖ of layer #i's weight on the batch."""
+
+    def __init__(self, model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor):
+        self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
+
+    def __call__(self) -> dict[str, float]:
+        captured: dict[str, torch.Tensor] = {}
+        taps = self.model.taps()
+        hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
+                 for name, m in taps.items()]
+        weights = [layer_weight(layer) for layer in self.model.layers()]
+        try:
+            with frozen_norm_stats(self.model):
+                loss = self.loss_fn(self.model(self.x), self.y)
+                grads = torch.autograd.grad(loss, weights)  # into new tensors: no .grad buffer is touched
+        finally:
+            for h in hooks:
+                h.remove()
+        out = {f"init/{name}/rank": effective_rank(h) for name, h in captured.items()}
+        out.update({f"init/layer{i}/grad_norm": float(g.norm()) for i, g in enumerate(grads, start=1)})
+        return out
