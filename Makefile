@@ -26,7 +26,7 @@ TAG := seeds$(seeds)$(if $(full),-full)$(if $(ARGS),-$(shell printf '%s' "$(ARGS
 # results/<name>-<settings>/ instead, unless replace=1 says to replace the reference.
 REF_SEEDS := 3
 MINUTE_TARGETS := mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine \
-	mnist-batch-size mnist-shift mnist-eos mnist-init
+	mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population
 $(MINUTE_TARGETS): REF_SEEDS := 5
 dln: REF_SEEDS := 10
 SUFFIX = $(if $(or $(replace),$(and $(filter $(REF_SEEDS),$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
@@ -49,7 +49,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-all test-paths lint clean
 
 help: ## list the targets
@@ -108,6 +108,10 @@ mnist-eos: $(STAMP) ## the edge of stability: the MNIST MLP's β against 2/lr, w
 mnist-init: $(STAMP) ## BN at initialisation: a 50-layer ReLU MLP's gradient and representation rank by depth, with and without BN (Yang et al. 2019; Daneshmand et al. 2020) -> results/mnist_init/
 	$(call sweep,mnist_init,mnist_init)
 	$(call collect,mnist_init)
+
+mnist-population: $(STAMP) ## batch vs population statistics in training: the MNIST MLP without normalisation, with BN, and with BN normalising by its running statistics (Ghorbani et al. 2019) -> results/mnist_population/
+	$(call sweep,mnist_population,mnist_population)
+	$(call collect,mnist_population)
 
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	$(call sweep,cifar_bn,$(if $(full),cifar_bn,cifar_bn_small),$(CIFAR_DATA))

@@ -70,3 +70,22 @@ def test_a_normaliser_registered_by_name_is_a_config_value(tmp_path, mnist_data,
     assert info["status"] == "completed" and info["fused_step"] is False
     model = torch.load(tmp_path / "model_final.pt", weights_only=True)
     assert any(".norm.weight" in k for k in model)
+
+
+@pytest.mark.unit
+def test_population_bn_normalises_by_its_running_statistics_and_passes_no_gradient_through_them():
+    from bnrepro.models.norms import build_norm
+
+    torch.manual_seed(0)
+    bn = build_norm("batch_population", 4, momentum=0.5).double().train()
+    x = (torch.randn(32, 4, dtype=torch.float64) * 3 + 2).requires_grad_()
+    y = bn(x)
+    mean, var = x.detach().mean(0), x.detach().var(0)
+    assert torch.allclose(bn.running_mean, 0.5 * mean) and torch.allclose(bn.running_var, 0.5 + 0.5 * var)
+    scale = (bn.running_var + bn.eps).rsqrt()
+    assert torch.allclose(y, (x - bn.running_mean) * scale * bn.weight + bn.bias)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.allclose(g, scale.expand_as(x))  # through x alone: the statistics are constants
+    before = bn.running_mean.clone()
+    bn.eval()(x)
+    assert torch.equal(bn.running_mean, before)  # evaluation normalises the same way and updates nothing

@@ -104,3 +104,15 @@ def test_mnist_init_end_to_end(tmp_path):
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_init")
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert (tmp_path / "results" / "mnist_init" / "fig_init_depth.png").stat().st_size > 5000
+
+
+def test_mnist_population_end_to_end(tmp_path):
+    """make mnist-population's sweep, shrunk: the three variants train, are collected and drawn."""
+    res = run_cli("-m", "experiment=mnist_population", "trainer.max_steps=30", "trainer.eval_every=10", "logger=none",
+                  f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    variants = {pd.read_parquet(p)["variant"].iloc[0] for p in (tmp_path / "runs").glob("*/metrics.parquet")}
+    assert variants == {"none", "batch", "batch_population"}
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_population")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "results" / "mnist_population" / "fig_variants.png").stat().st_size > 5000

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bnrepro.models.lp_norm import P_OF, LpNorm
@@ -47,6 +49,31 @@ def layer_norm(features: int, *, conv: bool, eps: float, affine: bool = True, **
     if conv:
         return nn.GroupNorm(1, features, eps=eps, affine=affine)
     return nn.LayerNorm(features, eps=eps, elementwise_affine=affine)
+
+
+class PopulationBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BN that normalises with its running (population) statistics in training too (Ghorbani, Krishnan & Xiao 2019):
+    each batch's statistics only update the running ones, and no gradient flows through them. Evaluation, and a
+    probe's frozen forward (no update), normalise the same way."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3, 4, 5):
+            raise ValueError(f"expected 2D-5D input (got {x.dim()}D)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                dims = [0, *range(2, x.dim())]
+                self.running_mean.lerp_(x.mean(dims), self.momentum)
+                self.running_var.lerp_(x.var(dims), self.momentum)  # unbiased, as BN's running variance
+                self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+@register("batch_population")
+def population_batch_norm(features: int, *, eps: float, momentum: float, **_) -> nn.Module:
+    return PopulationBatchNorm(features, eps=eps, momentum=momentum)
 
 
 WITH_AFFINE = ("batch", "layer")  # the norms whose learned scale and shift (gamma, beta) model.affine=false removes
