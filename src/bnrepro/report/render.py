@@ -194,7 +194,8 @@ def how_to_read(outcomes: list[Outcome]) -> list[str]:
             "Readings of the same runs are not independent evidence: each question says on how many disjoint "
             "sets of runs its passing and failing rows rest.",
             "- **Extensions**: statements none of the three sources makes, shown under each question apart from "
-            "its statements; they never enter an answer.", ""]
+            "its statements; they never enter the sources' answers. A question that only extensions answer (later "
+            "work's) is answered in \"What later work found\".", ""]
 
 
 def provenance(figure: Figure, runs: pd.DataFrame | None) -> str:
