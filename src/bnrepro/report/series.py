@@ -53,9 +53,9 @@ class Stored:
         names |= {metric for _, split, metric in self._series if split == "probe"}  # probes also by their own name
         if "landscape/gnorm" in names:
             names |= {"landscape/loss_range_rel", "landscape/beta_eta"}
+            names |= {n.removesuffix("/gpred") + "/rel" for n in names if n.startswith("landscape/eta/")}
         if "landscape/beta" in names:
             names.add("landscape/beta_eos")
-            names |= {n.removesuffix("/gpred") + "/rel" for n in names if n.startswith("landscape/eta/")}
         return names
 
     def fingerprint(self, run_id: str) -> tuple:
