@@ -27,6 +27,12 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable", "not
 CENSORED_FAR = 10
 
 
+def on_log_scale(stat: str, values) -> bool:
+    """Whether a row's interval is computed on the log scale: a ratio (multiplicative) whose values are all
+    positive."""
+    return stat == "ratio" and all(v > 0 for v in values)
+
+
 @dataclass
 class Outcome:
     claim: Claim
@@ -50,6 +56,11 @@ class Outcome:
     @property
     def n(self) -> int:
         return len(self.stats)
+
+    @property
+    def log(self) -> bool:
+        """Whether its interval was computed on the log scale (a Spearman row's never is)."""
+        return self.claim.x is None and on_log_scale(self.claim.test.stat, self.stats.values())
 
     @property
     def verdict(self) -> str:
@@ -193,12 +204,12 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
         out.reason = f"{out.n} seed(s) with a value, {claim.seeds} required"
         return out
     values = list(out.stats.values())
-    log = claim.test.stat == "ratio" and all(v > 0 for v in values)
+    log = on_log_scale(claim.test.stat, values)
     out.estimate = interval(values, log=log)
     out.result, out.reason = _decide(claim.test, out.estimate, bounds)
     if out.result in ("pass", "fail") and out.censored:
         moved = list(far.values())
-        far_result, _ = _decide(claim.test, interval(moved, log=log and all(v > 0 for v in moved)), set())
+        far_result, _ = _decide(claim.test, interval(moved, log=on_log_scale(claim.test.stat, moved)), set())
         if far_result != out.result:
             out.reason = (f"{out.censored} run(s) never reached the threshold: read at their last step the row "
                           f"{'passes' if out.result == 'pass' else 'fails'}, but not if they had needed "

@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from bnrepro.report.evaluate import Outcome
-from bnrepro.report.rollup import Answer, log_scale
+from bnrepro.report.rollup import Answer
 from bnrepro.report.text import fmt
 
 COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#6e7781", "not testable": "#afb8c1"}
@@ -54,7 +54,7 @@ def row(ax, o: Outcome) -> None:
     """One row: the interval and its effect, the threshold(s), the passing range shaded; hollow for a sign test
     (no margin), an arrow for a bound."""
     c, (est, lo, hi) = o.claim, o.estimate
-    log = log_scale(o)
+    log = o.log
     f = (lambda x: math.log10(x)) if log else (lambda x: x)
     finite = [x for x in (lo, hi, est, c.test.lo, c.test.hi) if math.isfinite(x) and (x > 0 or not log)]
     left, right = min(map(f, finite)), max(map(f, finite))

@@ -1,6 +1,6 @@
-"""From rows to answers: Holm's correction within each question, one verdict per statement (all the rows that read
-it), one answer per question (all the statements that bear on it), the strongest evidence, and how many
-independent sets of runs and distinct measurements stand behind them.
+"""From rows to answers: the false discovery rate held within each question, one verdict per statement (all the
+rows that read it), one answer per question (all the statements that bear on it), the strongest evidence, and how
+many independent sets of runs and distinct measurements stand behind them.
 
 Only paper values and directions decide; controls, sanity checks and fitted rows are shown beside them. A statement
 holds when every deciding row passes, fails when every one fails, and is mixed when some pass and some fail (then
@@ -158,17 +158,12 @@ def hypothesis_answer(h: Hypothesis, by_id: dict[str, Answer]) -> list[tuple[str
     return out
 
 
-def log_scale(o: Outcome) -> bool:
-    """Whether the row's interval was computed on the log scale (a ratio with every value positive)."""
-    return o.claim.test.stat == "ratio" and o.claim.x is None and all(v > 0 for v in o.stats.values())
-
-
 def margin(o: Outcome) -> float:
     """How far the 95% interval lies past its threshold, in units of the interval's width, on the scale the
     interval was computed on (log for ratios): a pass's distance inside the passing range, a fail's outside it."""
     est, lo, hi = o.estimate
     t = o.claim.test
-    f = (lambda x: math.log(x) if x > 0 else -math.inf) if log_scale(o) else (lambda x: x)
+    f = (lambda x: math.log(x) if x > 0 else -math.inf) if o.log else (lambda x: x)
     with np.errstate(all="ignore"):
         if o.result == "fail":
             gap = max(f(t.lo) - f(hi) if np.isfinite(t.lo) else -math.inf,
