@@ -319,7 +319,7 @@ def test_the_claims_file_covers_every_figure_with_both_readings():
 
 @pytest.fixture(scope="module")
 def committed():
-    return build(ROOT / "results", ROOT / "configs" / "claims.yaml")
+    return build(ROOT / "results", ROOT / "configs" / "claims.yaml", draw=False)  # never writes into results/
 
 
 @pytest.mark.integration
@@ -524,8 +524,15 @@ def test_the_forest_plot_is_drawn_per_question_and_the_same_rows_give_the_same_b
     png = tmp_path / "results" / "report" / "forest_q.png"
     assert png.is_file() and "![Forest plot: Does BN help?](report/forest_q.png)" in pages["REPORT.md"]
     first = png.read_bytes()
-    build(tmp_path / "results", tmp_path / "claims.yaml")
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")  # a figure module's theme, set earlier in the same process, changes nothing
+    try:
+        assert build(tmp_path / "results", tmp_path / "claims.yaml")[0] == pages
+    finally:
+        sns.reset_orig()
     assert png.read_bytes() == first
+    assert build(tmp_path / "results", tmp_path / "claims.yaml", draw=False)[0] == pages  # the same pages, undrawn
 
 
 @pytest.mark.unit

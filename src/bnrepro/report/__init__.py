@@ -3,7 +3,8 @@
     claims = load_all(claims_file)
     pages, outcomes = build(results_dir, claims_file)   # pages: {"REPORT.md": ..., "report/<figure>.md": ...}
 
-build() also draws each question's forest plot into results_dir/report/ (forest.py) unless draw=False.
+build() also draws each question's forest plot into results_dir/report/ (forest.py) unless draw=False (the pages are
+the same either way).
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def build(results_dir: Path, claims_file: Path, draw: bool = True) -> tuple[dict
     runs = {name: s.runs.assign(diff_kept=[diff_file(Path(results_dir) / name, r).is_file() for r in s.runs["run_id"]])
             if s else None for name, s in stored.items()}
     images = {f.id: (Path(results_dir) / f.results / f.file).is_file() for f in claims.figures}
-    forests: set[str] = set()
-    if draw:
-        from bnrepro.report.forest import draw_all  # matplotlib only where the plots are drawn
+    from bnrepro.report.forest import draw_all, groups  # matplotlib only once a report is built
 
-        forests = draw_all(answers(claims.questions, statements(outcomes)), Path(results_dir) / "report")
+    ans = answers(claims.questions, statements(outcomes))
+    forests = {a.question.id for a in ans if groups(a)}  # the pages link them whether or not this call draws them
+    if draw:
+        draw_all(ans, Path(results_dir) / "report")
     return render(claims, outcomes, runs, images, forests), outcomes

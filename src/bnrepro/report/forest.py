@@ -26,10 +26,18 @@ def groups(a: Answer) -> list[tuple[str, list[Outcome]]]:
 
 
 def draw(a: Answer, path: Path) -> bool:
-    """One question's forest plot; False (nothing written) when no row of it has an interval."""
+    """One question's forest plot; False (nothing written) when no row of it has an interval. Drawn in matplotlib's
+    default style whatever style the process has set (a figure module's seaborn theme), so the same rows give the
+    same bytes from `make report` and from a test or a notebook."""
     sections = groups(a)
     if not sections:
         return False
+    with plt.style.context("default"):
+        _draw(a, sections, path)
+    return True
+
+
+def _draw(a: Answer, sections: list[tuple[str, list[Outcome]]], path: Path) -> None:
     n = sum(len(rows) + 1 for _, rows in sections)
     height = 0.34 * n + 0.9
     fig, axes = plt.subplots(n, 1, figsize=(9, height), squeeze=False)
@@ -47,7 +55,6 @@ def draw(a: Answer, path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
-    return True
 
 
 def row(ax, o: Outcome) -> None:
