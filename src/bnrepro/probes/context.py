@@ -36,6 +36,19 @@ def frozen_norm_stats(model: nn.Module, bn_stats: str = "batch", noise: str = "p
                 m.stream = stream
 
 
+@contextlib.contextmanager
+def inputs_of(modules: dict[str, nn.Module]):
+    """The input each named module receives in the forward passes inside the block, by name (the last one wins)."""
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
+             for name, module in modules.items()]
+    try:
+        yield captured
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 class NoiseReplay:
     """Lets a probe see a training step's noisy-BN noise again: snapshot() before the step's forward, then
     rewind() (inside frozen_norm_stats) before each probe forward. A no-op for models without noisy BN."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bnrepro.models import layer_weight
-from bnrepro.probes.context import frozen_norm_stats
+from bnrepro.probes.context import frozen_norm_stats, inputs_of
 
 
 def effective_rank(h: torch.Tensor) -> float:
@@ -30,18 +30,10 @@ class InitProbe:
         self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
 
     def __call__(self) -> dict[str, float]:
-        captured: dict[str, torch.Tensor] = {}
-        taps = self.model.taps()
-        hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
-                 for name, m in taps.items()]
         weights = [layer_weight(layer) for layer in self.model.layers()]
-        try:
-            with frozen_norm_stats(self.model):
-                loss = self.loss_fn(self.model(self.x), self.y)
-                grads = torch.autograd.grad(loss, weights)  # into new tensors: no .grad buffer is touched
-        finally:
-            for h in hooks:
-                h.remove()
+        with inputs_of(self.model.taps()) as captured, frozen_norm_stats(self.model):
+            loss = self.loss_fn(self.model(self.x), self.y)
+            grads = torch.autograd.grad(loss, weights)  # into new tensors: no .grad buffer is touched
         out = {f"init/{name}/rank": effective_rank(h) for name, h in captured.items()}
         out.update({f"init/layer{i}/grad_norm": float(g.norm()) for i, g in enumerate(grads, start=1)})
         return out

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bnrepro.models import NoisyBatchNorm
-from bnrepro.probes.context import frozen_norm_stats
+from bnrepro.probes.context import frozen_norm_stats, inputs_of
 
 # Noisy BN's moments are read twice: under fresh noise at every probe, as Santurkar et al. (Fig 8) read them, which
 # shows the noise the layer injects; and under the same noise at every probe, which shows how far the network's own
@@ -82,17 +82,8 @@ class ActivationProbe:
         self.last_moments = dict(state["moments"])
 
     def capture(self, noise: str = "probe") -> dict[str, torch.Tensor]:
-        captured: dict[str, torch.Tensor] = {}
-        hooks = [
-            module.register_forward_pre_hook(lambda _m, args, name=name: captured.__setitem__(name, args[0]))
-            for name, module in self.taps.items()
-        ]
-        try:
-            with torch.no_grad(), frozen_norm_stats(self.model, self.bn_stats, noise):
-                self.model(self.x_probe)
-        finally:
-            for h in hooks:
-                h.remove()
+        with inputs_of(self.taps) as captured, torch.no_grad(), frozen_norm_stats(self.model, self.bn_stats, noise):
+            self.model(self.x_probe)
         return captured
 
     def __call__(self) -> dict[str, float]:
