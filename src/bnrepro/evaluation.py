@@ -138,23 +138,23 @@ def train_subset(train: Split, n: int, seed: int) -> Split:
                                augment=None)
 
 
-def activation_probe(p: Probe, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe:
-    # Drawn once, from its own RNG stream, so that probing never shifts the training data order.
-    idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p.batch_size].to(test.x.device)
-    x, _ = test.batch(idx)
-    if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
-        x = to_csr(x)
-    return ActivationProbe(model, x, unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats, layers=p.layers,
-                           moments=p.moments)
-
-
-def init_probe(p: Probe, model: torch.nn.Module, loss_fn, test: Split, seed: int) -> InitProbe:
-    # The activation probe's batch (the same stream and size): drawn once, never from training's streams.
+def probe_batch(p: Probe, test: Split, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probes' fixed batch of test samples (inputs model-ready, and labels), drawn once from its own RNG stream,
+    so that probing never shifts the training data order."""
     idx = torch.randperm(len(test), generator=generator(seed, "probe-batch"))[: p.batch_size].to(test.x.device)
     x, y = test.batch(idx)
     if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
         x = to_csr(x)
-    return InitProbe(model, loss_fn, x, y)
+    return x, y
+
+
+def activation_probe(p: Probe, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe:
+    return ActivationProbe(model, probe_batch(p, test, seed)[0], unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats,
+                           layers=p.layers, moments=p.moments)
+
+
+def init_probe(p: Probe, model: torch.nn.Module, loss_fn, test: Split, seed: int) -> InitProbe:
+    return InitProbe(model, loss_fn, *probe_batch(p, test, seed))
 
 
 class StepProbes:
