@@ -139,8 +139,8 @@ def fig_santurkar1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: P
 
 def fig_santurkar8_moments(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path, lr: float = 0.1) -> list[Path]:
     """|mu(t+1) - mu(t)| and |var(t+1) - var(t)| between a probed step and the next, one channel and pooled. Where
-    the runs stored them, noisy BN's moments under the same noise at both probes are drawn dashed: how far the
-    network's own distribution moves, beside the fresh noise's move that Santurkar et al. plot."""
+    the runs stored them, noisy BN's moments under the same noise at both probes are drawn dashed: the layer's output
+    moving without the noise's own move, beside the fresh noise's move that Santurkar et al. plot."""
     if not has_metric(metrics, "/dmean$"):
         return []
     setup()

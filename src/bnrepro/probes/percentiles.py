@@ -13,9 +13,9 @@ from bnrepro.models import NoisyBatchNorm
 from bnrepro.probes.context import frozen_norm_stats, inputs_of
 
 # Noisy BN's moments are read twice: under fresh noise at every probe, as Santurkar et al. (Fig 8) read them, which
-# shows the noise the layer injects; and under the same noise at every probe, which shows how far the network's own
-# distribution moves. Without noisy BN both are the same numbers, stored under both names so that rows compare
-# networks by one name.
+# shows the noise the layer injects; and under the same noise at every probe, which shows the layer's output moving
+# without the noise's own move (after a normalisation, mostly its γ and β). Without noisy BN both are the same
+# numbers, stored under both names so that rows compare networks by one name.
 SAME_NOISE = "_same_noise"
 
 

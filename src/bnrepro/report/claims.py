@@ -200,7 +200,8 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
 def _instrument(c: dict, where: str) -> None:
     """A reading of noisy BN's activations under fresh noise at every probe measures the noise the probe injects,
     whatever the network does: it can be a check that the noise is injected (sanity), never evidence. The same
-    reading under the same noise at every probe (<metric>_same_noise) sees the network."""
+    reading under the same noise at every probe (<metric>_same_noise) removes the noise's own move (read right after
+    the normalisation it is still mostly γ and β: claims.yaml says why no row uses it as evidence)."""
     noisy = any(str((side or {}).get("variant", "")).startswith("noisy") for side in (c.get("a"), c.get("b")))
     if noisy and c["kind"] in COUNTED + ("control",) and str(c["metric"]).startswith("act/") \
             and not str(c["metric"]).endswith("_same_noise"):
