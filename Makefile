@@ -26,7 +26,7 @@ TAG := seeds$(seeds)$(if $(full),-full)$(if $(ARGS),-$(shell printf '%s' "$(ARGS
 # results/<name>-<settings>/ instead, unless replace=1 says to replace the reference.
 REF_SEEDS := 3
 MINUTE_TARGETS := mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine \
-	mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population
+	mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup
 $(MINUTE_TARGETS): REF_SEEDS := 5
 dln: REF_SEEDS := 10
 SUFFIX = $(if $(or $(replace),$(and $(filter $(REF_SEEDS),$(seeds)),$(if $(ARGS)$(full),,yes))),,-$(TAG))
@@ -49,7 +49,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr cifar-warmup ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-all test-paths lint clean
 
 help: ## list the targets
@@ -113,6 +113,15 @@ mnist-population: $(STAMP) ## batch vs population statistics in training: the MN
 	$(call sweep,mnist_population,mnist_population)
 	$(call collect,mnist_population)
 
+mnist-eff-lr: $(STAMP) ## scale invariance: the MNIST MLP's weight norms and effective learning rates η/‖w‖² at 5 learning rates, with and without BN (Arora et al. 2019) -> results/mnist_eff_lr/
+	$(call sweep,mnist_eff_lr,mnist_eff_lr)
+	$(call collect,mnist_eff_lr)
+
+mnist-warmup: $(STAMP) ## learning-rate warm-up instead of BN: the MNIST MLP at lr 10 and 30 without BN, with a warm-up, and with BN (Gilmer et al. 2022) -> results/mnist_warmup/
+	$(call sweep,mnist_warmup,mnist_warmup,,plain)
+	$(call sweep,mnist_warmup,mnist_warmup,model.norm=none optim.warmup_steps=1000,warmup)
+	$(call collect,mnist_warmup)
+
 cifar-bn: $(STAMP) ## CIFAR-10 VGG: standard, BN, noisy BN at lr 0.1 and 0.5 (Santurkar Figs 1, 2, 8) -> results/cifar_bn/
 	$(call sweep,cifar_bn,$(if $(full),cifar_bn,cifar_bn_small),$(CIFAR_DATA))
 	$(call collect,cifar_bn)
@@ -133,6 +142,11 @@ cifar-higher-lr: $(STAMP) ## small VGG: BN at x1/x5/x30 the lr, plain at x1/x5, 
 	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=batch optim.lr=0.5,sigmoid_bn)
 	$(call sweep,cifar_higher_lr,cifar_higher_lr,$(CIFAR_SMALL_DATA) model.activation=sigmoid model.norm=none optim.lr=0.1,sigmoid_none)
 	$(call collect,cifar_higher_lr)
+
+cifar-warmup: $(STAMP) ## small VGG at lr 0.5: without BN, with a learning-rate warm-up, with BN (Gilmer et al. 2022) -> results/cifar_warmup/
+	$(call sweep,cifar_warmup,cifar_warmup,$(CIFAR_SMALL_DATA),plain)
+	$(call sweep,cifar_warmup,cifar_warmup,$(CIFAR_SMALL_DATA) model.norm=none optim.warmup_steps=200,warmup)
+	$(call collect,cifar_warmup)
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
 	$(call sweep,ics,$(if $(full),ics_full,ics),$(CIFAR_DATA))

@@ -182,15 +182,19 @@ def test_cli_reports_a_bad_value_without_a_traceback(tmp_path):
 @pytest.mark.parametrize("group", ["model", "optim"])
 def test_the_constructors_take_exactly_the_schemas_keys_at_its_defaults(group):
     """model=<name> and optim=<name> hold `name` plus exactly the constructor's keyword arguments
-    (models.build_model, optim.build_optimizer); where a constructor has a default, it is the schema's."""
+    (models.build_model, optim.build_optimizer; optim also the schedule's keys); where a constructor has a default,
+    it is the schema's."""
     from bnrepro.models import MODELS
-    from bnrepro.optim import OPTIMIZERS
+    from bnrepro.optim import OPTIMIZERS, SCHEDULE_KEYS
 
     registry = {"model": MODELS, "optim": OPTIMIZERS}[group]
     for (g, name), option in schema.OPTIONS.items():
         if g != group:
             continue
         defaults = {k: v for k, v in dataclasses.asdict(option()).items() if k != "name"}
+        if group == "optim":
+            assert set(SCHEDULE_KEYS) <= set(defaults), name
+            defaults = {k: v for k, v in defaults.items() if k not in SCHEDULE_KEYS}
         params = inspect.signature(registry[name]).parameters
         assert set(defaults) <= set(params), (name, set(defaults) - set(params))
         for key, value in defaults.items():

@@ -33,3 +33,20 @@ def test_parameters_are_views_of_one_buffer():
     assert sum(p.numel() for p in model.parameters()) == opt.flat.numel()
     model.head.weight.data.fill_(3.0)  # and a write to a parameter lands in the buffer
     assert (opt.flat == 3.0).sum() >= model.head.weight.numel()
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_the_warm_up_rises_linearly_then_holds_the_rate(name):
+    """optim.warmup_steps=4: steps 1..4 use lr·t/4, every later step lr; the same on either optimiser, and a
+    function of the step alone (a resumed run calls it from its next step)."""
+    from bnrepro.optim import OPTIMIZERS, Warmup, current_lr
+
+    opt = OPTIMIZERS[name](MLP(hidden=(4,)).parameters(), lr=0.8)
+    warmup = Warmup(opt, 0.8, 4)
+    seen = []
+    for step in range(1, 8):
+        warmup(step)
+        seen.append(current_lr(opt))
+    assert seen == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8])
+    warmup(2)  # out of order, as after a resume from step 1
+    assert current_lr(opt) == pytest.approx(0.4)

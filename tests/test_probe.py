@@ -165,3 +165,39 @@ def test_the_init_probe_reads_rank_and_gradient_on_networks_whose_answer_is_know
     grads = torch.autograd.grad(out, [lin.weight for lin in collapsed.linears])
     assert [got[f"init/layer{i}/grad_norm"] for i in (1, 2, 3)] == pytest.approx([float(g.norm()) for g in grads])
     assert all(lin.weight.grad is None for lin in collapsed.linears)
+
+
+@pytest.mark.unit
+def test_the_weight_probe_sees_scale_invariance_and_the_norm_growth_of_plain_sgd():
+    """A weight BN follows: w·∇w = 0 to float rounding (float64, BN's eps at 1e-12 so that the invariance is exact
+    up to rounding), and one plain SGD step makes ‖w‖² grow by η²‖g‖². Without BN the gradient is not orthogonal.
+    eff_lr is η over the mean squared row norm; nothing is written to .grad."""
+    from bnrepro.optim import FlatSGD
+    from bnrepro.probes.weights import WeightProbe
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 784, dtype=torch.float64), torch.randint(0, 10, (64,))
+    loss = torch.nn.functional.cross_entropy
+    bn = MLP(norm="batch", hidden=(32, 16), bn_eps=1e-12).double()
+    lr = 0.7
+    got = WeightProbe(bn, loss, x, y, lambda: lr)()
+    for i in (1, 2):
+        assert abs(got[f"weights/layer{i}/cos"]) < 1e-10  # float64 rounding over 784 and 32 inputs
+        w = bn.blocks[i - 1].linear.weight.detach()
+        assert got[f"weights/layer{i}/norm"] == pytest.approx(float(w.norm()), rel=1e-12)
+        assert got[f"weights/layer{i}/eff_lr"] == pytest.approx(lr / float(w.pow(2).sum(1).mean()), rel=1e-12)
+    assert abs(got["weights/layer3/cos"]) > 1e-3  # the output layer: no BN after it
+    assert all(p.grad is None for p in bn.parameters())
+
+    opt = FlatSGD(bn.parameters(), lr=lr)
+    w = bn.blocks[0].linear.weight
+    before = float(w.detach().pow(2).sum())
+    opt.zero_grad()
+    loss(bn(x), y).backward()
+    g2 = float(w.grad.pow(2).sum())
+    opt.step()
+    assert float(w.detach().pow(2).sum()) - before == pytest.approx(lr ** 2 * g2, rel=1e-9)
+    assert g2 > 0
+
+    plain = MLP(norm="none", hidden=(32, 16)).double()
+    assert all(abs(v) > 1e-4 for k, v in WeightProbe(plain, loss, x, y, lambda: lr)().items() if k.endswith("/cos"))

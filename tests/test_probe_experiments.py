@@ -116,3 +116,53 @@ def test_mnist_population_end_to_end(tmp_path):
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_population")
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert (tmp_path / "results" / "mnist_population" / "fig_variants.png").stat().st_size > 5000
+
+
+def test_mnist_eff_lr_end_to_end(tmp_path):
+    """make mnist-eff-lr's sweep, shrunk: both networks at two learning rates, the weight probe read at every probe,
+    collected and drawn."""
+    res = run_cli("-m", "experiment=mnist_eff_lr", "optim.lr=0.1,1", "trainer.max_steps=40", "trainer.probe_every=10",
+                  "trainer.eval_every=20", "logger=none", f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
+    assert len(jobs) == 4
+    for job in jobs:
+        m = pd.read_parquet(job / "metrics.parquet")
+        eff = m[m["metric"].astype(str) == "weights/layer2/eff_lr"]
+        assert list(eff["step"]) == [0, 10, 20, 30, 40] and (eff["value"] > 0).all()
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_eff_lr")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "results" / "mnist_eff_lr" / "fig_effective_lr.png").stat().st_size > 5000
+
+
+def test_mnist_warmup_end_to_end(tmp_path):
+    """make mnist-warmup's two sweeps, shrunk: the plain grid and the warm-up runs, one variant each, in one
+    results folder; the warm-up changes the first steps' training loss and nothing else about the run."""
+    common = ["experiment=mnist_warmup", "optim.lr=10", "trainer.max_steps=30", "trainer.eval_every=10",
+              "logger=none"]
+    assert run_cli("-m", *common, f"hydra.sweep.dir={tmp_path / 'runs' / 'plain'}").returncode == 0
+    res = run_cli("-m", *common, "model.norm=none", "optim.warmup_steps=10",
+                  f"hydra.sweep.dir={tmp_path / 'runs' / 'warmup'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_warmup")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "results" / "mnist_warmup" / "runs.csv")
+    assert sorted(runs["variant"]) == ["batch", "none", "none_warmup"]
+    m = pd.read_parquet(tmp_path / "results" / "mnist_warmup" / "metrics.parquet")
+    first = m[(m["metric"] == "loss") & (m["split"] == "train") & (m["step"] == 10)].set_index("variant")["value"]
+    assert first["none_warmup"] != first["none"]
+    assert (tmp_path / "results" / "mnist_warmup" / "fig_warmup.png").stat().st_size > 5000
+
+
+def test_cifar_warmup_end_to_end(tmp_path, cifar_data):
+    """make cifar-warmup's two sweeps on the tiny VGG: the warm-up variant beside the plain grid, drawn."""
+    common = ["experiment=cifar_warmup", *TINY_VGG, *cifar_data["overrides"]]
+    assert run_cli("-m", *common, f"hydra.sweep.dir={tmp_path / 'runs' / 'plain'}").returncode == 0
+    res = run_cli("-m", *common, "model.norm=none", "optim.warmup_steps=4",
+                  f"hydra.sweep.dir={tmp_path / 'runs' / 'warmup'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "cifar_warmup")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "results" / "cifar_warmup" / "runs.csv")
+    assert sorted(runs["variant"]) == ["batch", "none", "none_warmup"]
+    assert (tmp_path / "results" / "cifar_warmup" / "fig_warmup.png").stat().st_size > 5000

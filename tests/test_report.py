@@ -576,3 +576,21 @@ def test_best_over_a_run_column_takes_each_seeds_best_run():
     stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]), pd.DataFrame(runs))
     best = best_across(stored, stored.runs, "test/acc", {"how": "final"}, "lr")
     assert best == pytest.approx({0: 0.97, 1: 0.98})
+
+
+@pytest.mark.unit
+def test_spread_over_a_run_column_is_the_decades_its_values_span():
+    """Effective learning rates 0.01 and 0.1 at lr 0.01 and 1 span one decade; a run without a positive value
+    leaves its seed out. absmax reads a signed series by its largest magnitude."""
+    from bnrepro.report.series import Stored, reduce, spread_across
+
+    rows, runs = [], []
+    for seed, last in ((0, 0.1), (1, -1.0)):
+        for lr, eff in ((0.01, 0.01), (1.0, last)):
+            run_id = f"batch-{lr}-{seed}"
+            rows.append((100, "probe", "weights/layer2/eff_lr", eff, run_id))
+            runs.append({"run_id": run_id, "variant": "batch", "lr": lr, "seed": seed})
+    stored = Stored(pd.DataFrame(rows, columns=["step", "split", "metric", "value", "run_id"]), pd.DataFrame(runs))
+    assert spread_across(stored, stored.runs, "weights/layer2/eff_lr", {"how": "final"}, "lr") == \
+        pytest.approx({0: 1.0})
+    assert reduce(pd.Series([1e-7, -3e-7, 2e-7]), "absmax") == pytest.approx(3e-7)

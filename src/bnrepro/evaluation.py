@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bnrepro.config.plan import Plan
 from bnrepro.config.schema import Probe
 from bnrepro.data import Split, generator, to_csr
-from bnrepro.probes import ActivationProbe, ICSProbe, InitProbe, LandscapeProbe, NoiseReplay
+from bnrepro.probes import ActivationProbe, ICSProbe, InitProbe, LandscapeProbe, NoiseReplay, WeightProbe
 from bnrepro.probes.affine import affine_values
 from bnrepro.probes.shift import ShiftProbe
 
@@ -82,7 +82,8 @@ class Measurements:
     its fixed batch. Keeps the time each took."""
 
     def __init__(self, plan: Plan, model: torch.nn.Module, test: Split, task: str, train: Split | None = None,
-                 loss_fn=None):
+                 loss_fn=None, lr=None):
+        """lr(): the learning rate the optimiser uses now (for probe.weights)."""
         c, t = plan.config, plan.config.trainer
         self.model, self.test, self.task, self.chunk = model, test, task, t.eval_batch_size
         self.train = train_subset(train, t.eval_train, c.seed) if train is not None and t.eval_train else None
@@ -92,6 +93,8 @@ class Measurements:
         self.shift = (ShiftProbe(model, train, test, c.probe.shift, t.batch_size, c.seed)
                       if c.probe.shift and train is not None else None)
         self.init = init_probe(c.probe, model, loss_fn, test, c.seed) if c.probe.init and loss_fn else None
+        self.weights = (WeightProbe(model, loss_fn, *probe_batch(c.probe, test, c.seed), lr)
+                        if plan.every.probe and c.probe.weights and loss_fn and lr else None)
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self, split: Split | None = None) -> dict[str, float]:
@@ -127,6 +130,8 @@ class Measurements:
         result = self.probe.deltas() if deltas else self.probe()
         if self.affine and not deltas:
             result.update(affine_values(self.model, self.affine.unit, self.affine.percentiles))
+        if self.weights and not deltas:
+            result.update(self.weights())
         self.probe_s += clock(self.device) - t0
         return result
 

@@ -24,6 +24,8 @@ VARIANTS = (
     ("none_sigmoid", "sigmoid, without BN", "#fdbf6f"),
     ("batch_sigmoid", "sigmoid, with BN", "#b2df8a"),
     ("batch_population", "BN with population statistics in training", "#e31a1c"),
+    ("none_warmup", "without BN, learning-rate warm-up", "#fb9a99"),
+    ("batch_warmup", "with BN, learning-rate warm-up", "#a6cee3"),
 )
 SPARE_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
 STANDARD_VS_BN = ["none", "batch"]  # the figures that compare these two alone

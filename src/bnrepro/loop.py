@@ -26,9 +26,11 @@ class Interrupted(Exception):
 
 class Loop:
     def __init__(self, plan: Plan, model, opt, sampler, loss_fn, measure: Measurements, step_probes: StepProbes,
-                 record: Record, streams: dict, checkpoint: Callable[[int], None], stop):
+                 record: Record, streams: dict, checkpoint: Callable[[int], None], stop,
+                 schedule: Callable[[int], None] | None = None):
         """streams: every RNG stream training draws from (checkpointed); checkpoint(step) writes one; stop.signal
-        is set by a signal handler, and the loop stops at the next step boundary."""
+        is set by a signal handler, and the loop stops at the next step boundary; schedule(step) sets the learning
+        rate of that step (None: constant)."""
         self.every, self.model, self.opt, self.sampler, self.loss_fn = plan.every, model, opt, sampler, loss_fn
         t = plan.config.trainer
         self.fused, self.autocast, self.device = plan.fused, autocast(t.amp, plan.device), plan.device
@@ -36,7 +38,7 @@ class Loop:
         # state_dict), which evaluation, the probes and the checkpoint use as it is.
         self.forward = torch.compile(model, mode=t.compile) if t.compile else model
         self.measure, self.step_probes, self.record = measure, step_probes, record
-        self.streams, self.checkpoint, self.stop = streams, checkpoint, stop
+        self.streams, self.checkpoint, self.stop, self.schedule = streams, checkpoint, stop, schedule
         self.steps_done = 0
         self.threshold, self.stop_on_divergence = t.divergence_threshold, t.stop_on_divergence
         self.limit: float | None = None  # threshold x the first step's training loss
@@ -61,6 +63,8 @@ class Loop:
                 if ics or landscape:
                     probes.replay.snapshot()  # noisy BN: the probes replay the noise this step's forward draws
                 x, y = sampler.next()
+                if self.schedule is not None:
+                    self.schedule(step)
                 opt.zero_grad()
                 if self.fused:
                     loss, out = fused_loss_and_grad(model, x, y)

@@ -78,12 +78,45 @@ def _view(chunk: torch.Tensor, like: torch.Tensor, order: list[int]) -> torch.Te
     return chunk.view([like.shape[d] for d in order]).permute(inverse)
 
 
-# optim=<name> (config.schema: SGD, Adam) holds `name` plus exactly the optimizer's keyword arguments. Each has
-# state_dict() and load_state_dict(), which the checkpoint keeps.
+# optim=<name> (config.schema: SGD, Adam) holds `name`, the schedule's keys and exactly the optimizer's keyword
+# arguments. Each has state_dict() and load_state_dict(), which the checkpoint keeps.
 OPTIMIZERS = {"sgd": FlatSGD, "adam": torch.optim.Adam}
+SCHEDULE_KEYS = ("warmup_steps",)  # the learning rate's schedule (schedule() below), not the optimiser's
 
 
 def build_optimizer(cfg, model: nn.Module):
     """cfg: the optim group, as its schema's object."""
     kwargs = dataclasses.asdict(cfg)
+    for key in SCHEDULE_KEYS:
+        kwargs.pop(key)
     return OPTIMIZERS[kwargs.pop("name")](model.parameters(), **kwargs)
+
+
+def current_lr(opt) -> float:
+    """The learning rate the optimiser's next step uses."""
+    return float(opt.lr if isinstance(opt, FlatSGD) else opt.param_groups[0]["lr"])
+
+
+def set_lr(opt, lr: float) -> None:
+    if isinstance(opt, FlatSGD):
+        opt.lr = lr
+    else:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+class Warmup:
+    """Linear learning-rate warm-up: step t (from 1) of the first `steps` uses lr·t/steps, then lr. A function of
+    the step alone, so that a resumed run takes the rates an uninterrupted one takes."""
+
+    def __init__(self, opt, lr: float, steps: int):
+        self.opt, self.lr, self.steps = opt, lr, steps
+
+    def __call__(self, step: int) -> None:
+        if step <= self.steps + 1:
+            set_lr(self.opt, self.lr * min(1.0, step / self.steps))
+
+
+def schedule(cfg, opt) -> Warmup | None:
+    """The optim group's learning-rate schedule (optim.warmup_steps), or None: a constant rate."""
+    return Warmup(opt, cfg.lr, cfg.warmup_steps) if cfg.warmup_steps else None

@@ -30,7 +30,7 @@ from bnrepro.logger import NullLogger, build_logger
 from bnrepro.loop import Interrupted, Loop
 from bnrepro.metrics import MetricStore
 from bnrepro.models import build_model
-from bnrepro.optim import build_optimizer
+from bnrepro.optim import build_optimizer, current_lr, schedule
 from bnrepro.record import Record, StepLog
 from bnrepro.runfolder import FolderLock, remove_leftovers
 from bnrepro.runinfo import FINISHED, environment, now, read_json, save_code_diff, write_json
@@ -185,7 +185,7 @@ def build(plan: Plan, run_dir: Path, config: str, store: MetricStore, stop: Stop
     sampler = BatchSampler(data.train, t.batch_size, generator(c.seed, "data-order"))
     streams["data-order"] = sampler.gen
     loss_fn = LOSSES[data.task]
-    measure = Measurements(plan, model, data.test, data.task, data.train, loss_fn)
+    measure = Measurements(plan, model, data.test, data.task, data.train, loss_fn, lr=lambda: current_lr(opt))
     info["probe_unit"] = c.probe.unit if plan.every.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
     # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.
@@ -200,7 +200,7 @@ def build(plan: Plan, run_dir: Path, config: str, store: MetricStore, stop: Stop
         store.write(run_dir / "metrics.parquet")  # on the same cadence: a killed run keeps both
 
     loop = Loop(plan, model, opt, sampler, loss_fn, measure, StepProbes(plan, model, loss_fn), record,
-                checkpoint.generators(model, streams), save, stop)
+                checkpoint.generators(model, streams), save, stop, schedule(c.optim, opt))
     return loop
 
 

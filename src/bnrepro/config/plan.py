@@ -61,9 +61,10 @@ def resolve_device(name: str, model: str = "vgg") -> torch.device:
     return torch.device(name)
 
 
-def variant(model) -> str:
+def variant(model, optim=None) -> str:
     """What the figures and the report group runs by: the norm, and where it differs from the papers' placement
-    (after the activation) or lacks its scale and shift. The papers' own variants keep their plain names."""
+    (after the activation) or lacks its scale and shift, or trains with a learning-rate warm-up. The papers' own
+    variants keep their plain names."""
     norm = str(getattr(model, "norm", "none"))  # a model with no norm key has none
     name = norm
     if model.name == "vgg" and model.activation != "relu":  # the MLP's activation is its config's
@@ -74,6 +75,8 @@ def variant(model) -> str:
         name += "_no_affine"
     if norm == "noisy_batch" and model.noise.draw != "position":
         name += f"_{model.noise.draw}"  # noisy_batch_channel: Algorithm 1 read as one draw per sample and channel
+    if getattr(optim, "warmup_steps", 0):
+        name += "_warmup"  # the length is the experiment's (run.json's config holds it)
     return name
 
 
@@ -91,7 +94,7 @@ def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
         checkpoint=t.checkpoint_every)
     device = resolve_device(c.device, c.model.name)
     # The VGG and the DLN have no model.init: Glorot's is theirs (models/vgg.py, dln.py). Adam has no momentum.
-    identity = Identity(experiment=c.experiment_name, variant=variant(c.model), lr=c.optim.lr, seed=c.seed,
+    identity = Identity(experiment=c.experiment_name, variant=variant(c.model, c.optim), lr=c.optim.lr, seed=c.seed,
                         batch_size=t.batch_size, momentum=getattr(c.optim, "momentum", 0.0),
                         init=getattr(c.model, "init", "glorot"), max_steps=t.max_steps)
     return Plan(

@@ -197,7 +197,7 @@ class DLN:
     noise: Noise = field(default_factory=Noise)
 
 
-# ---- optimisers: `name` plus exactly the optimiser's keyword arguments (optim.build_optimizer) --------------------
+# ---- optimisers: `name`, `warmup_steps` and exactly the optimiser's keyword arguments (optim.build_optimizer) ----
 @schema
 class SGD:
     name: str = "sgd"
@@ -206,6 +206,9 @@ class SGD:
     dampening: Fraction = 0.0
     nesterov: bool = False
     weight_decay: NonNegative = 0.0
+    # Linear learning-rate warm-up (Gilmer et al. 2022): step t of the first warmup_steps steps uses lr·t/warmup_steps.
+    # 0: none. Not an argument of the optimiser: optim.build_optimizer applies it through optim.warmup.
+    warmup_steps: Every = 0
 
 
 @schema
@@ -218,6 +221,7 @@ class Adam:
     eps: Positive = 1e-8
     weight_decay: NonNegative = 0.0
     amsgrad: bool = False
+    warmup_steps: Every = 0  # as SGD's
 
 
 # ---- training ---------------------------------------------------------------------------------------------------
@@ -293,6 +297,9 @@ class Probe:
     affine: bool = False  # also record the normalisation layers' scale and shift (gamma, beta)
     shift: Shift | None = None  # null: no evaluation under covariate shift
     init: bool = False  # at step 0: each layer's gradient norm and the effective rank of its batch representation
+    # with every probe: each layer's weight norm, its cosine with its gradient, and its effective learning rate
+    # η / ‖w‖² (probes/weights.py)
+    weights: bool = False
 
 
 @schema

@@ -30,6 +30,8 @@ MIGRATIONS = (
     ("probe.affine", False, {}),
     ("probe.shift", None, {}),
     ("probe.init", False, {}),
+    ("probe.weights", False, {}),
+    ("optim.warmup_steps", 0, {}),
     ("data.x_std", 1.0, {"data.format": ("linear",)}),
     ("data.a_std", 1.0, {"data.format": ("linear",)}),
     ("data.target_loss", None, {"data.format": ("linear",)}),

@@ -6,6 +6,7 @@ from bnrepro.probes.ics import ICSProbe
 from bnrepro.probes.init import InitProbe, effective_rank
 from bnrepro.probes.landscape import LandscapeProbe, eta_grid
 from bnrepro.probes.percentiles import ActivationProbe, percentiles
+from bnrepro.probes.weights import WeightProbe
 
 __all__ = ["ActivationProbe", "ICSProbe", "InitProbe", "LandscapeProbe", "NoiseReplay", "effective_rank", "eta_grid",
-           "frozen_norm_stats", "percentiles"]
+           "frozen_norm_stats", "percentiles", "WeightProbe"]

@@ -174,8 +174,12 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
     across = c.get("across")
     if across is not None and not (isinstance(across, dict) and set(across) == {"column", "above"}):
         raise ClaimsError(f"{where}: across needs column (a run column, e.g. lr) and above (the value to pass)")
-    if c.get("best_over") is not None and (across is not None or not isinstance(c["best_over"], str)):
-        raise ClaimsError(f"{where}: best_over names one run column (e.g. lr), and excludes across")
+    over_runs = [k for k in ("across", "best_over", "spread_over") if c.get(k) is not None]
+    if len(over_runs) > 1:
+        raise ClaimsError(f"{where}: {' and '.join(over_runs)} exclude each other")
+    for key in ("best_over", "spread_over"):
+        if c.get(key) is not None and not isinstance(c[key], str):
+            raise ClaimsError(f"{where}: {key} names one run column (e.g. lr)")
     x = c.get("x")
     if x is not None:
         if not (isinstance(x, dict) and set(x) == {"metric", "reduce"}) or c.get("b") is not None \
@@ -193,7 +197,7 @@ def _claim(c: dict, figures: dict[str, Figure], questions: dict[str, Question]) 
                  requires=_requires(c["requires"], where) if "requires" in c else figure.requires,
                  paper=str(c.get("paper", "")).strip(),
                  minus=c.get("minus"), over=c.get("over"), baseline=baseline, across=across, x=x,
-                 best_over=c.get("best_over"),
+                 best_over=c.get("best_over"), spread_over=c.get("spread_over"),
                  note=str(c.get("note", "")).strip(), runs=dict(c.get("runs") or {}))
 
 

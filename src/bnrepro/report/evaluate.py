@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bnrepro.report.schema import Claim, ClaimsError
-from bnrepro.report.series import Stored, best_across, reduce_by, select_runs, span_across
+from bnrepro.report.series import Stored, best_across, reduce_by, select_runs, span_across, spread_across
 from bnrepro.report.stats import interval, p_value, spearman_interval, spearman_p
 
 RESULTS = ("pass", "fail", "inconclusive", "not testable", "not run")
@@ -137,13 +137,15 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
         return Outcome(claim, "not run", f"no stored results in results/{claim.figure.results}/")
     if claim.x is not None:
         return correlate(claim, stored)
-    if claim.across is not None or claim.best_over is not None:
+    if claim.across is not None or claim.best_over is not None or claim.spread_over is not None:
         a_series, b_series = {}, {}
         a, b = ({} if side is None else
                 span_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
                             **claim.across) if claim.across is not None else
                 best_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
-                            claim.best_over)
+                            claim.best_over) if claim.best_over is not None else
+                spread_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
+                              claim.spread_over)
                 for side in (claim.a, claim.b))
     else:
         a_series = side_series(claim, stored, claim.a)

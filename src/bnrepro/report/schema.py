@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 REDUCERS = {  # how a run's series becomes one number, and the keys each needs (besides `how`)
-    "final": set(), "at_step": {"step"}, "max": set(), "min": set(), "median": set(), "mean": set(),
+    "final": set(), "at_step": {"step"}, "max": set(), "min": set(), "median": set(), "mean": set(), "absmax": set(),
     "range": set(), "change": set(), "drift": set(), "step_change": set(), "steps_to": {"threshold"},
 }
 REDUCE_OPTIONAL = {"from", "to", "window", "smooth", "below", "stat"}
@@ -15,7 +15,7 @@ TEST_KEYS = {"stat", "at_least", "at_most", "near", "tol", "factor"}
 FIGURE_KEYS = {"id", "results", "file", "title", "shows", "command", "protocol", "seeds", "requires"}
 CLAIM_KEYS = {"id", "figure", "source", "claim", "reading", "metric", "minus", "reduce", "runs", "a", "b", "test",
               "paper", "seeds", "note", "kind", "question", "requires", "over", "baseline", "across", "x",
-              "best_over"}
+              "best_over", "spread_over"}
 REQUIRE_KEYS = {"metric", "reduce", "at_least", "at_most", "why"}
 QUESTION_KEYS = {"id", "question", "changes"}
 HYPOTHESIS_KEYS = {"id", "hypothesis", "source", "for", "against"}
@@ -127,6 +127,7 @@ class Claim:
     across: dict | None = None    # {column, above}: a side's value is the span (decades) of column where it passes
     x: dict | None = None         # {metric, reduce}: the row is Spearman's ρ across runs between x and the metric
     best_over: str | None = None  # a run column (lr): a side's value per seed is its best run's over that column
+    spread_over: str | None = None  # a run column (lr): a side's value per seed is its values' spread, in decades
     note: str = ""
     runs: dict = field(default_factory=dict)
 

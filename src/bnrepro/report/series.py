@@ -130,6 +130,8 @@ def reduce(s: pd.Series, how: str, **opt) -> float:
         return np.nan
     if how in ("max", "min", "median", "mean"):
         return float(getattr(np, f"nan{how}")(v))
+    if how == "absmax":
+        return float(np.nanmax(np.abs(v)))
     if how == "range":
         return float(np.nanmax(v) - np.nanmin(v))
     if how == "change":
@@ -162,4 +164,17 @@ def best_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, colu
         values = [v for v in values if np.isfinite(v)]
         if values and group[column].nunique() == len(group):
             out[int(seed)] = float(max(values))
+    return out
+
+
+def spread_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str) -> dict:
+    """Seed -> the spread, in decades, of a positive metric over the runs of that seed, which differ in `column`:
+    log10(largest / smallest) of the reduced values (e.g. the effective learning rates that learning rates two
+    decades apart end with); seeds where a run has no positive value are left out."""
+    out: dict[int, float] = {}
+    for seed, group in runs.groupby("seed"):
+        values = [reduce_by(stored.series(run_id, metric), how) for run_id in group["run_id"]]
+        if len(values) > 1 and group[column].nunique() == len(group) and all(np.isfinite(values)) \
+                and min(values) > 0:
+            out[int(seed)] = float(np.log10(max(values) / min(values)))
     return out
