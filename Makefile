@@ -49,7 +49,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr cifar-warmup ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr cifar-warmup cifar-population ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-all test-paths lint clean
 
 help: ## list the targets
@@ -147,6 +147,10 @@ cifar-warmup: $(STAMP) ## small VGG at lr 0.5: without BN, with a learning-rate 
 	$(call sweep,cifar_warmup,cifar_warmup,$(CIFAR_SMALL_DATA),plain)
 	$(call sweep,cifar_warmup,cifar_warmup,$(CIFAR_SMALL_DATA) model.norm=none optim.warmup_steps=200,warmup)
 	$(call collect,cifar_warmup)
+
+cifar-population: $(STAMP) ## small VGG at lr 0.1: without normalisation, BN, and BN normalising by its running statistics in training (Ghorbani et al. 2019) -> results/cifar_population/
+	$(call sweep,cifar_population,cifar_population,$(CIFAR_SMALL_DATA))
+	$(call collect,cifar_population)
 
 ics: $(STAMP) ## internal covariate shift, VGG standard vs BN, lr 0.1 and 0.01 (Santurkar Fig 3) -> results/ics/
 	$(call sweep,ics,$(if $(full),ics_full,ics),$(CIFAR_DATA))

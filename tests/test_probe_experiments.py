@@ -166,3 +166,15 @@ def test_cifar_warmup_end_to_end(tmp_path, cifar_data):
     runs = pd.read_csv(tmp_path / "results" / "cifar_warmup" / "runs.csv")
     assert sorted(runs["variant"]) == ["batch", "none", "none_warmup"]
     assert (tmp_path / "results" / "cifar_warmup" / "fig_warmup.png").stat().st_size > 5000
+
+
+def test_cifar_population_end_to_end(tmp_path, cifar_data):
+    """make cifar-population's sweep on the tiny VGG: the three variants at one rate, collected and drawn."""
+    res = run_cli("-m", "experiment=cifar_population", *TINY_VGG, *cifar_data["overrides"],
+                  f"hydra.sweep.dir={tmp_path / 'runs'}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "cifar_population")
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "results" / "cifar_population" / "runs.csv")
+    assert sorted(runs["variant"]) == ["batch", "batch_population", "none"] and set(runs["lr"]) == {0.1}
+    assert (tmp_path / "results" / "cifar_population" / "fig_variants.png").stat().st_size > 5000

@@ -32,6 +32,8 @@ NETWORKS = {
     "mnist_layernorm": "3 sigmoid hidden layers",
     "mnist_affine": "3 sigmoid hidden layers",
     "cifar_norm_variants": "VGG at 1/8 width",
+    "cifar_population": "VGG at 1/8 width",
+    "mnist_population": "3 sigmoid hidden layers",
     "cifar_bn_cpu": "VGG",
 }
 
