@@ -101,3 +101,9 @@ def test_missing_data_names_the_path_and_the_variable(tmp_path):
         load_cifar10(cfg(tmp_path / "nowhere", tmp_path / "cache", download=True), CPU)
     assert str(tmp_path / "nowhere") in str(e.value) and "BNREPRO_DATA" in str(e.value)
     assert not (tmp_path / "nowhere").exists()
+    # the archive a user must fetch: its name, size, md5 and source, and how to unpack it where bnrepro looks
+    for said in ("cifar-10-python.tar.gz", "170,498,071 bytes", "c58f30108f718f92721af3b95e74349a",
+                 "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                 f"tar -xzf cifar-10-python.tar.gz -C {tmp_path / 'nowhere'}", "data.archive="):
+        assert said in str(e.value), said
+    assert "\n" not in str(e.value)

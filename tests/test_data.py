@@ -23,7 +23,7 @@ def load_mnist(cfg, device):
 
 def locate_mnist(cfg):
     folder, _, _ = locate_idx(cfg)
-    return folder.parents[1], None
+    return folder, None
 
 
 @pytest.mark.unit
@@ -60,6 +60,29 @@ def test_unofficial_files_load_only_when_allowed_and_are_marked(tmp_path):
 
 
 @pytest.mark.unit
+def test_two_sources_of_one_dataset_never_share_a_cache_folder(tmp_path):
+    """Unofficial files beside the official ones (data.allow_unofficial=true) are unpacked into a folder of their own:
+    the other source's unpacked files are left as they were."""
+    import gzip
+    import warnings
+
+    first = write_synthetic_mnist(tmp_path / "first", n_train=60, n_test=20)
+    second = write_synthetic_mnist(tmp_path / "second", n_train=60, n_test=20)
+    gz = second / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    labels = bytearray(gzip.decompress(gz.read_bytes()))
+    labels[-1] = (labels[-1] + 1) % 10  # one label changed: another source
+    gz.write_bytes(gzip.compress(bytes(labels)))
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a, _, _ = locate_idx(data_cfg(first, cache, allow_unofficial=True))
+        before = {p.name: p.read_bytes() for p in a.iterdir()}
+        b, _, _ = locate_idx(data_cfg(second, cache, allow_unofficial=True))
+    assert a != b and a.parent == b.parent
+    assert {p.name: p.read_bytes() for p in a.iterdir()} == before
+
+
+@pytest.mark.unit
 def test_truncated_gz_is_a_clear_error(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     gz = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
@@ -80,8 +103,8 @@ def test_read_only_root_is_never_written(tmp_path):
     finally:
         raw.chmod(stat.S_IRWXU)
     assert sorted(os.listdir(raw)) == before
-    assert found == (tmp_path / "cache" / "mnist").resolve()
-    assert (found / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    assert (tmp_path / "cache" / "mnist").resolve() in found.parents  # unpacked into the cache, not the root
+    assert (found / "train-images-idx3-ubyte").is_file()
 
 
 @pytest.mark.integration

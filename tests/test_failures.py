@@ -144,10 +144,14 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_the_choice
     os.replace(tmp_path / "20.pt", path)
     assert checkpoint.load(path)["step"] == 20
     path.write_bytes(path.read_bytes()[:50])  # truncated, as by a full disk or a copy cut short
-    assert checkpoint.load(path)["step"] == 10
+    state = checkpoint.load(path)
+    assert state["step"] == 10 and state["loaded_from"] == checkpoint.PREVIOUS  # what the resume line names
     (tmp_path / checkpoint.PREVIOUS).write_bytes(b"")
-    with pytest.raises(checkpoint.CheckpointError, match=f"damaged checkpoint: {path} .*force=true"):
+    with pytest.raises(checkpoint.CheckpointError) as e:
         checkpoint.load(path)
+    assert str(e.value) == (f"damaged checkpoint: {path} cannot be read, nor the previous one, {checkpoint.PREVIOUS}: "
+                            f"force=true starts this run again from step 0 in its folder")
+    assert checkpoint.load(tmp_path / "empty" / checkpoint.FILE) is None  # no checkpoint yet: a new run
 
 
 @pytest.mark.e2e
@@ -163,6 +167,7 @@ def test_a_truncated_checkpoint_is_one_line_naming_it_and_force_true(tmp_path, m
     assert out.returncode == EXIT_REFUSED
     lines = problems(out)
     assert len(lines) == 1 and f"damaged checkpoint: {run / 'checkpoint.pt'}" in lines[0] and "force=true" in lines[0]
+    assert "checkpoint.prev.pt" in lines[0] and len(lines[0]) < 400  # both named, no torch internals
     assert "Traceback" not in out.stdout + out.stderr
     assert not list(run.glob("*.tmp"))
 
@@ -306,3 +311,62 @@ def test_importing_the_figures_and_the_report_leaves_the_backend_alone():
             "bnrepro.figures.mnist; print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"
+
+
+# --- one stream for errors
+
+
+@pytest.mark.e2e
+def test_warnings_and_errors_go_to_stderr_and_progress_to_stdout(tmp_path):
+    """An error the run finds (missing data, inside the run) and a warning (divergence) are on stderr only; progress
+    lines are on stdout only."""
+    missing = run_cli("experiment=mnist_bn", "trainer.max_steps=10", "logger=none", f"data.root={tmp_path / 'nothing'}",
+                      "data.download=false", f"hydra.run.dir={tmp_path / 'missing'}")
+    assert missing.returncode == EXIT_REFUSED
+    assert "[ERROR]" in missing.stderr and "[ERROR]" not in missing.stdout
+    diverging = run_cli("experiment=mnist_bn", "trainer.max_steps=30", "optim.lr=1e4", "logger=none",
+                        f"hydra.run.dir={tmp_path / 'diverging'}")
+    assert diverging.returncode == 0
+    assert "diverged at step" in diverging.stderr and "[WARNING]" not in diverging.stdout
+    assert " step 10/30 " in diverging.stdout and "[INFO]" not in diverging.stderr
+
+
+@pytest.mark.unit
+def test_a_progress_line_comes_every_30_seconds_whatever_the_step_cadence(monkeypatch):
+    """trainer.max_steps=1e9 puts 5% at 5e7 steps: the wall clock then brings the line."""
+    from bnrepro import loop as loop_module
+
+    clock = [0.0]
+    monkeypatch.setattr(loop_module.time, "monotonic", lambda: clock[0])
+    lines = []
+
+    class Every:
+        steps, log, eval, probe, wandb, progress, ics, landscape, checkpoint, deltas = 10**9, 10, 0, 0, 0, 5 * 10**7, \
+            0, 0, 0, False
+
+        @staticmethod
+        def due(every, step):
+            return bool(every) and step % every == 0
+
+    class Record:
+        diverged_at = None
+
+        def train(self, step):
+            return 1.0
+
+        def send(self, step):
+            pass
+
+        def progress(self, step, window):
+            lines.append(step)
+
+    class Measure:
+        init = probe = None
+
+    loop = loop_module.Loop.__new__(loop_module.Loop)
+    loop.every, loop.record, loop.measure, loop.device = Every, Record(), Measure(), torch.device("cpu")
+    loop.threshold, loop.seconds, loop.last_progress = None, {"log_s": 0.0}, 0.0
+    for step in range(10, 101, 10):
+        clock[0] = step  # one second of wall time per step
+        loop.between_steps(step)
+    assert lines == [30, 60, 90]

@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 
 import errno
+import logging
 
 # The commands' exit codes (docs/usage.md): 0 done (or skipped: already done); 2 refused before anything was written
 # (a bad value, missing or damaged data, a busy run folder, a damaged checkpoint); 3 an output that cannot be written
@@ -27,3 +28,11 @@ class ConfigError(BnreproError, ValueError):
 
 class DataError(BnreproError):
     pass
+
+
+class BelowWarning(logging.Filter):
+    """Lets through what is not a warning or an error: the commands print progress on stdout and every warning
+    and error on stderr (configs/train.yaml, hydra.job_logging)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING

@@ -65,8 +65,8 @@ def save(path: Path, step: int, config: str, loop) -> None:
 
 def load(path: Path) -> dict | None:
     """The checkpoint in `path`, or the previous one beside it when `path` is damaged (truncated, say, by a full disk
-    or a copy cut short); None when there is none. CheckpointError names the file and the choices when neither
-    loads."""
+    or a copy cut short); None when there is none. The state's "loaded_from" names the file read. CheckpointError
+    names the files and the choices when none loads."""
     path = Path(path)
     damaged = []
     for candidate in (path, path.with_name(PREVIOUS)):
@@ -74,16 +74,18 @@ def load(path: Path) -> dict | None:
             continue
         try:
             state = upgrade(torch.load(candidate, map_location="cpu", weights_only=False))
-        except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, KeyError... for damaged files
-            damaged.append(f"{candidate} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})")
+        except Exception:  # torch raises RuntimeError, EOFError, UnpicklingError, KeyError... for damaged files
+            damaged.append(candidate.name)
             continue
         if damaged:
-            log.warning("%s cannot be read: resuming from the previous checkpoint, %s (step %d)", damaged[0],
-                        candidate.name, state["step"])
+            log.warning("%s cannot be read: resuming from the previous checkpoint, %s (step %d)", path, candidate.name,
+                        state["step"])
+        state["loaded_from"] = candidate.name
         return state
     if damaged:
-        raise CheckpointError(f"damaged checkpoint: {damaged[0]}: force=true starts this run again from step 0 in "
-                              f"its folder, or remove {path.name} to do the same")
+        nor = f"nor the previous one, {PREVIOUS}" if len(damaged) > 1 else "and there is no readable previous one"
+        raise CheckpointError(f"damaged checkpoint: {path.parent / damaged[0]} cannot be read, {nor}: force=true "
+                              f"starts this run again from step 0 in its folder")
     return None
 
 

@@ -4,6 +4,7 @@ decided values; it never reads the config."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from functools import reduce
 from math import gcd
@@ -47,6 +48,10 @@ class Loop:
         # The loop checks one modulus; every cadence is a multiple of it (deltas come one step after a probe).
         cadences = [every.log, every.eval, every.probe, every.wandb, every.progress, 1 if every.deltas else 0]
         self.tick = reduce(gcd, [c for c in cadences if c])
+        self.last_progress = time.monotonic()
+
+    # A progress line at least this often in wall time, whatever the step cadence (a long run's 5% can take hours).
+    PROGRESS_SECONDS = 30.0
 
     def run(self, start: int = 0) -> str:
         """From step start+1 (0: a new run) to the end: 'completed', or 'diverged' (a non-finite loss, or a training
@@ -116,8 +121,10 @@ class Loop:
         elif healthy and e.deltas and step % e.probe == 1:
             record.probe(step, measure.activations(deltas=True), wandb=False)
         record.send(step if e.wandb and (e.due(e.wandb, step) or last or not healthy or news) else None)
-        if step and (e.due(e.progress, step) or last or not healthy or news):
+        overdue = time.monotonic() - self.last_progress >= self.PROGRESS_SECONDS
+        if step and (e.due(e.progress, step) or last or not healthy or news or overdue):
             record.progress(step, e.log)
+            self.last_progress = time.monotonic()
         stop = not healthy or bool(exploded and self.stop_on_divergence)
         if not healthy or exploded:
             record.diverged(step, "non-finite loss" if not healthy else exploded, stopping=stop)

@@ -111,7 +111,7 @@ def _train(plan: Plan, run_dir: Path) -> dict:
             start = 0
             if state is not None:
                 start = checkpoint.restore(state, loop)
-                log.info("[%s] resumed from step %d (%s)", plan.name, start, run_dir / checkpoint.FILE)
+                log.info("[%s] resumed from step %d (%s)", plan.name, start, run_dir / state["loaded_from"])
             info["status"] = loop.run(start)
     except Interrupted as e:
         info.update(status="interrupted", error=f"interrupted: {e}")

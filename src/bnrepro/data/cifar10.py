@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from bnrepro.config.schema import Cifar10
 
 BASE = "cifar-10-batches-py"
+# The official archive's size (torchvision's CIFAR10 holds its name, address and md5): what a user fetches by hand.
+ARCHIVE_BYTES = 170_498_071
 
 
 def official_md5s() -> dict[str, str]:
@@ -102,8 +104,10 @@ def locate_cifar10(cfg: Cifar10) -> tuple[Path, bool]:
             else:
                 raise DataError(
                     f"CIFAR-10 not found: no {BASE}/ in {root}, and it cannot be downloaded (no network, or "
-                    f"data.download=false). Point data.root or the {ENV_VAR} environment variable at the folder "
-                    f"that holds {BASE}/, or data.archive at a tarball holding it."
+                    f"data.download=false). Fetch {CIFAR10.filename} ({ARCHIVE_BYTES:,} bytes, md5 "
+                    f"{CIFAR10.tgz_md5}) from {CIFAR10.url} and unpack it there (tar -xzf {CIFAR10.filename} -C "
+                    f"{root}), or pass data.archive=<its path>; or point data.root or the {ENV_VAR} environment "
+                    f"variable at the folder that holds {BASE}/."
                 )
     folder = base_root / BASE
     md5s = official_md5s()

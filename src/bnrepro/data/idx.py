@@ -52,6 +52,12 @@ def _check_gz(cfg: Idx, raw: Path) -> bool:
     return bool(md5s) and not bad
 
 
+def _source_key(raw: Path, names: list[str]) -> str:
+    """The .gz files' md5s, as a folder name: the same files, the same folder."""
+    md5s = " ".join(f"{n}:{file_digest(raw / f'{n}.gz', 'md5')}" for n in names)
+    return "source-" + hashlib.sha256(md5s.encode()).hexdigest()[:16]
+
+
 def _unpack_gz(names: list[str], src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -80,8 +86,9 @@ def locate_idx(cfg: Idx) -> tuple[Path, dict[str, str], bool]:
         digests = _digests(cfg, raw)
         return raw, digests, bool(official) and digests == official
     if all((raw / f"{n}.gz").is_file() for n in names):
-        # The data root is input only (often a shared, read-only folder): unpack into the cache.
-        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / cfg.folder
+        # The data root is input only (often a shared, read-only folder): unpack into the cache, in a folder of this
+        # source's own (keyed by the .gz files' md5s), so that two sources of one dataset never share a folder.
+        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / cfg.folder / _source_key(raw, names)
         official_gz = _check_gz(cfg, raw)
         if official_gz and official and all((cache / n).is_file() for n in names):
             digests = _digests(cfg, cache)
