@@ -43,6 +43,22 @@ def test_missing_data_names_the_path_and_the_variable(tmp_path):
 
 
 @pytest.mark.unit
+def test_files_in_another_layout_are_found_and_the_key_that_reads_them_named(tmp_path):
+    """A flat folder (the Debian package's layout): the message names data.folder=. rather than the data root."""
+    root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
+    for gz in (root / "MNIST" / "raw").iterdir():
+        gz.rename(root / gz.name)
+    with pytest.raises(DataError) as e:
+        locate_mnist(data_cfg(root, tmp_path / "cache"))
+    assert f"They are in {root.resolve()}: data.folder=. reads them there" in str(e.value)
+    (root / "flat").mkdir()
+    for gz in root.glob("*.gz"):
+        gz.rename(root / "flat" / gz.name)
+    with pytest.raises(DataError, match="data.folder=flat reads them there"):
+        locate_mnist(data_cfg(root, tmp_path / "cache"))
+
+
+@pytest.mark.unit
 def test_corrupt_gz_fails_on_the_checksum(tmp_path):
     root = write_synthetic_mnist(tmp_path / "root", n_train=60, n_test=20)
     with pytest.raises(DataError, match="md5"):

@@ -68,3 +68,14 @@ def test_a_search_space_with_a_bad_corner_stops_before_any_folder(tmp_path, mnis
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "optim.lr=0.0 must be > 0" in lines[0], res.stderr
     assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.unit
+def test_a_search_gets_a_sweep_folder_of_its_own():
+    """hydra/sweeper=optuna: runs/<experiment>@optuna-<time>/, the same for every job and trial of the command (its
+    multirun.yaml never replaces a grid sweep's in runs/<experiment>/); the grid sweeper keeps runs/<experiment>/."""
+    from bnrepro.config.hydra import experiment_folder
+
+    assert experiment_folder("mnist_bn", False, "basic") == "mnist_bn"
+    search = experiment_folder("mnist_bn", False, "optuna")
+    assert search.startswith("mnist_bn@optuna-") and experiment_folder("mnist_bn", False, "optuna") == search

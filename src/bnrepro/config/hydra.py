@@ -5,6 +5,7 @@ experiments/train.py does, for the figures' specs, the benchmarks and the tests.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from datetime import datetime
@@ -18,10 +19,20 @@ from bnrepro.paths import PROJECT_ROOT, default_data_root
 TOP = "base_train"  # configs/train.yaml's own keys, first in its defaults list
 
 
-def experiment_folder(experiment: str | None, fresh: bool = False) -> str:
-    """runs/<this>/...: the experiment config's name; fresh=true adds the time, for a folder no run has used."""
+def experiment_folder(experiment: str | None, fresh: bool = False, sweeper: str | None = None) -> str:
+    """runs/<this>/...: the experiment config's name; fresh=true adds the time, for a folder no run has used. A
+    search (hydra/sweeper=optuna) gets a folder of its own, named by the sweeper and the time: its trials are
+    chosen as it goes, and its multirun.yaml must not replace another sweep's."""
     name = str(experiment) if experiment else "default"
-    return f"{name}@{datetime.now():%Y-%m-%d_%H-%M-%S-%f}" if fresh else name
+    if sweeper not in (None, "", "basic"):
+        return f"{name}@{sweeper}-{started():%Y-%m-%d_%H-%M-%S-%f}"
+    return f"{name}@{started():%Y-%m-%d_%H-%M-%S-%f}" if fresh else name
+
+
+@functools.cache
+def started() -> datetime:
+    """The command's start, once per process: Hydra resolves the folder's name again for every job and trial."""
+    return datetime.now()
 
 
 FLOAT_NOISE = re.compile(r"(?<![\w.])\d+\.\d{13,}(?:e[-+]?\d+)?(?![\w.])")

@@ -31,11 +31,18 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 def _missing_error(cfg: Idx, raw: Path, missing: list[str]) -> DataError:
-    return DataError(
-        f"{cfg.name} files not found in {raw} (missing: {', '.join(missing)}), and they cannot be downloaded "
-        f"(no network, no data.torchvision class, or data.download=false). Point data.root or the {ENV_VAR} "
-        f"environment variable at a folder that holds {cfg.folder}/ with the files, e.g. {ENV_VAR}=../shared/datasets."
-    )
+    head = (f"{cfg.name} files not found in {raw} (missing: {', '.join(missing)}), and they cannot be downloaded "
+            f"(no network, no data.torchvision class, or data.download=false). ")
+    root = Path(cfg.root).expanduser().resolve()
+    for folder in (root, *sorted(p for p in root.glob("*/") if p.is_dir())[:50]):
+        if folder != raw and all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in missing):
+            # The files are there, in another layout (a flat folder, such as a distribution package's)
+            where = folder.relative_to(root).as_posix() if folder != root else "."
+            return DataError(head + f"They are in {folder}: data.folder={where} reads them there (data.folder is "
+                                    f"the folder under data.root that holds the files, now {cfg.folder!r}).")
+    return DataError(head + f"Point data.root or the {ENV_VAR} environment variable at a folder that holds "
+                            f"{cfg.folder}/ with the files (e.g. {ENV_VAR}=../shared/datasets), or data.folder at "
+                            f"the folder under data.root that holds them.")
 
 
 def _digests(cfg: Idx, folder: Path) -> dict[str, str]:
