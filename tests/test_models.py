@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from bnrepro.models import MLP, build_model
-from tests.conftest import make_cfg, make_config
+from tests.conftest import make_config
 
 
 @pytest.mark.unit
@@ -51,25 +51,6 @@ def test_glorot_init_respects_its_bound():
     bound = (6 / (784 + 100)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
     assert all((b.linear.bias == 0).all() for b in MLP(init="glorot").blocks)
-
-
-@pytest.mark.integration
-def test_a_normaliser_registered_by_name_is_a_config_value(tmp_path, mnist_data, monkeypatch):
-    """docs/extending.md's example: a few lines register GroupNorm as model.norm=group, for every model."""
-    from bnrepro.models import norms
-    from bnrepro.run import train
-    from tests.conftest import small_overrides
-
-    monkeypatch.setitem(norms.NORMS, "group", None)  # the registration below is undone when the test ends
-
-    @norms.register("group")
-    def group_norm(features, *, eps, **_):
-        return nn.GroupNorm(num_groups=4, num_channels=features, eps=eps)
-
-    info = train(make_cfg(*small_overrides(mnist_data, steps=30), "model.norm=group"), tmp_path)
-    assert info["status"] == "completed" and info["fused_step"] is False
-    model = torch.load(tmp_path / "model_final.pt", weights_only=True)
-    assert any(".norm.weight" in k for k in model)
 
 
 @pytest.mark.unit

@@ -27,8 +27,9 @@ VARIANTS = (
     ("none_warmup", "without BN, learning-rate warm-up", "#fb9a99"),
     ("batch_warmup", "with BN, learning-rate warm-up", "#a6cee3"),
 )
-SPARE_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
-STANDARD_VS_BN = ["none", "batch"]  # the figures that compare these two alone
+# Colours far from the table's (no orange near "without BN", no green near "with BN"), for the variants it lacks.
+SPARE_COLOURS = ("#000000", "#17becf", "#bcbd22", "#7f7f7f", "#000080", "#ff00ff", "#008080", "#8b4513")
+STANDARD_VS_BN = ["none", "batch"]  # what the figures of the standard network against BN compare
 _LABELS = {name: text for name, text, _ in VARIANTS}
 _COLOURS = {name: colour for name, _, colour in VARIANTS}
 
@@ -37,6 +38,13 @@ def ordered(present) -> list[str]:
     """The variants in `present` in the figures' order: the known ones first, then the others by name."""
     present = {str(v) for v in present}
     return [v for v in _LABELS if v in present] + sorted(present - set(_LABELS))
+
+
+def compared(present) -> list[str]:
+    """What a figure of the standard network against BN draws from the variants `present`: those two, then every
+    variant the table does not know (a normaliser a user registered), so that a new one appears beside them."""
+    present = {str(v) for v in present}
+    return [v for v in STANDARD_VS_BN if v in present] + sorted(present - set(_LABELS))
 
 
 def colour(variant: str) -> str:

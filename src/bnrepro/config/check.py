@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from bnrepro import ConfigError
 from bnrepro.config.schema import DISCRIMINATORS, GROUPS, Config, schemas
 from bnrepro.models import ACTIVATIONS, DRAWS, INITS, NORMS, POSITIONS, build_model, layer_weight, supports_fused
-from bnrepro.models.norms import NORM_POSITIONS, WITH_AFFINE
+from bnrepro.models.norms import AFFINE, NORM_POSITIONS
 
 # pydantic's error types in the words of every other rule here ({gt}, ...: the bound, from the error's context)
 WORDS = {
@@ -137,8 +137,8 @@ def _model(model) -> tuple[list[int], int]:
     if getattr(model, "norm_position", "pre") != "pre" and model.norm == "none":
         raise ConfigError(f"model.norm_position={model.norm_position} places a normalisation, and "
                           "model.norm=none has none: choose a model.norm, or leave model.norm_position=pre")
-    if not getattr(model, "affine", True) and model.norm not in WITH_AFFINE:
-        raise ConfigError(f"model.affine=false removes the learned scale and shift of {' or '.join(WITH_AFFINE)}; "
+    if not getattr(model, "affine", True) and model.norm not in AFFINE:
+        raise ConfigError(f"model.affine=false removes the learned scale and shift of {' or '.join(sorted(AFFINE))}; "
                           f"model.norm={model.norm} has none to remove")
     if hasattr(model, "noise"):
         _choice("model.noise.position", model.noise.position, POSITIONS)
@@ -150,8 +150,12 @@ def _model(model) -> tuple[list[int], int]:
         if model.image_size % 2 ** model.layers.count("M"):
             raise ConfigError(f"model.image_size={model.image_size} cannot be halved {model.layers.count('M')} "
                               "times")
-    with torch.device("meta"):
-        network = build_model(model)
+    try:
+        with torch.device("meta"):
+            network = build_model(model)
+    except ValueError as e:  # a normaliser's own constraint on a width (norms.register's check, or its layer's)
+        said = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(said if said.startswith("model.") else f"model.norm={model.norm}: {said}") from None
     layers = network.layers()
     return [layer_weight(layer).shape[0] for layer in layers[:len(network.taps())]], len(layers)
 

@@ -11,8 +11,8 @@ import seaborn as sns
 
 from bnrepro.figures.shared import layer_bands, layer_percentiles, training_curves, variant_curves
 from bnrepro.figures.style import (
-    STANDARD_VS_BN,
     colour,
+    compared,
     has_metric,
     label,
     layer_number,
@@ -37,12 +37,13 @@ def _acc(metrics: pd.DataFrame) -> pd.DataFrame:
 def fig_santurkar1_training(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     """Training and test accuracy, standard vs BN, at each learning rate (the paper's Fig 1)."""
     setup()
-    d = _acc(metrics[metrics["variant"].astype(str).isin(["none", "batch"])])
+    variants = compared(metrics["variant"].astype(str).unique())
+    d = _acc(metrics[metrics["variant"].astype(str).isin(variants)])
     nseeds = d["seed"].nunique()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ["train (smoothed)", "test"]):
-        sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=STANDARD_VS_BN,
-                     palette=palette(STANDARD_VS_BN), style="lr", errorbar=seed_band(nseeds), ax=ax)
+        sns.lineplot(data=d[d["split"] == split], x="step", y="value", hue="variant", hue_order=variants,
+                     palette=palette(variants), style="lr", errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(f"{split.split(' ')[0]} accuracy")
         ax.set_ylabel("accuracy")
         legend_with_labels(ax, fontsize=8)
@@ -110,7 +111,7 @@ def fig_santurkar1c_histograms(metrics: pd.DataFrame, runs: pd.DataFrame, out: P
     layers = [layer for layer in FIG1C_LAYERS if layer in layers] or layers[:2]
     seed = int(p["seed"].min())
     p = p[p["seed"] == seed]
-    variants = [v for v in ["none", "batch"] if v in set(p["variant"])]
+    variants = compared(p["variant"].unique())
     steps = sorted(p["step"].unique())
     picked = [steps[int(i)] for i in np.linspace(len(steps) // n_steps, len(steps) - 1, n_steps)]
     fig, axes = plt.subplots(len(layers), len(variants), figsize=(5.2 * len(variants), 3.6 * len(layers)),

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from bnrepro.figures.shared import draw_gpred_vs_eta, draw_ics, draw_landscape
-from bnrepro.figures.style import has_metric, legend_with_labels, ordered, palette, provenance, save, setup
+from bnrepro.figures.style import compared, has_metric, legend_with_labels, ordered, palette, provenance, save, setup
 
 
 def fig_dln_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -36,7 +36,8 @@ def fig_dln_loss(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[P
 
 
 def standard_vs_bn(metrics: pd.DataFrame) -> pd.DataFrame:
-    return metrics[metrics["variant"].astype(str).isin(["none", "batch"])]
+    """The standard network and BN, and any variant the label table lacks (labels.compared)."""
+    return metrics[metrics["variant"].astype(str).isin(compared(metrics["variant"].astype(str).unique()))]
 
 
 def fig_dln_ics(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from bnrepro.figures.shared import draw_gpred_vs_eta, draw_landscape
-from bnrepro.figures.style import colour, has_metric, label, ordered, provenance, save, setup
+from bnrepro.figures.style import colour, compared, has_metric, label, ordered, provenance, save, setup
 
 
 def fig_landscape(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     # Standard and BN only: Fig 12 (lp_norm.fig_lp_norm_landscape) draws the lp-normalised ones.
-    return draw_landscape(metrics, runs, out, name="fig_landscape", variants=["none", "batch"])
+    return draw_landscape(metrics, runs, out, name="fig_landscape",
+                          variants=compared(metrics["variant"].astype(str).unique()))
 
 
 def fig_santurkar11_gpred_vs_eta(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
@@ -37,7 +38,7 @@ def fig_edge_of_stability(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) 
     d["variant"] = d["variant"].astype(str)
     d["eos"] = d["value"].astype("float64") * d["lr"].astype("float64") / 2
     present = set(d["variant"])
-    variants = [v for v in ("none", "batch") if v in present] or ordered(present)
+    variants = compared(present) or ordered(present)
     lrs = sorted(d["lr"].unique())
     fig, axes = plt.subplots(1, len(lrs), figsize=(3.6 * len(lrs) + 0.6, 3.6), sharey=True, squeeze=False,
                              layout="constrained")

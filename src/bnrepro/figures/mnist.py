@@ -11,6 +11,7 @@ import seaborn as sns
 from bnrepro.figures.shared import percentiles_long, training_curves
 from bnrepro.figures.style import (
     STANDARD_VS_BN,
+    compared,
     data_label,
     label,
     layer_number,
@@ -29,12 +30,14 @@ PERCENTILE_NOTE = ("probe: fixed test batch; typical unit: one line per seed (a 
 def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     setup()
     d = training_curves(metrics)
+    variants = compared(d["variant"])
+    d = d[d["variant"].isin(variants)]
     nseeds = d["seed"].nunique()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, title in ((axes[0], "acc", "accuracy"), (axes[1], "loss", "cross-entropy loss")):
         dm = d[d["metric"] == metric]
-        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=STANDARD_VS_BN,
-                     palette=palette(STANDARD_VS_BN), style="split", style_order=["test", "train (smoothed)"],
+        sns.lineplot(data=dm, x="step", y="value", hue="variant", hue_order=variants,
+                     palette=palette(variants), style="split", style_order=["test", "train (smoothed)"],
                      errorbar=seed_band(nseeds), ax=ax)
         ax.set_title(title)
         ax.set_ylabel(title)
@@ -44,7 +47,8 @@ def fig2_training_curves(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -
     axes[1].set_yscale("log")
     for ax in axes:
         legend_with_labels(ax, fontsize=8)
-    fig.suptitle(f"{data_label(runs)}, 3 sigmoid hidden layers: test and training curves with and without BN"
+    drawn = "with and without BN" if variants == STANDARD_VS_BN else ", ".join(label(v) for v in variants)
+    fig.suptitle(f"{data_label(runs)}, 3 sigmoid hidden layers: test and training curves {drawn}"
                  + (f" (mean ± sd over {nseeds} seeds)" if nseeds > 1 else ""))
     return save(fig, out, "fig2_training_curves", provenance(runs))
 
@@ -69,11 +73,12 @@ def fig3_last_layer_percentiles(metrics: pd.DataFrame, runs: pd.DataFrame, out: 
     last = sorted(p["layer"].unique(), key=layer_number)[-1]
     p = p[p["layer"] == last]
     nseeds, unit = p["seed"].nunique(), probe_unit(runs)
+    variants = compared(p["variant"])
     views = [("unit", f"typical unit{'' if unit is None else f' (#{unit})'}, a line per seed"),
              ("pooled", "all units pooled")]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    fig, axes = plt.subplots(2, len(variants), figsize=(5 * len(variants), 7), sharex=True, squeeze=False)
     for r, (view, vtitle) in enumerate(views):
-        for c, variant in enumerate(STANDARD_VS_BN):
+        for c, variant in enumerate(variants):
             d = p[(p["view"] == view) & (p["variant"] == variant)]
             _percentile_panel(axes[r, c], d, nseeds, f"{label(variant)} · {vtitle}", first=c == 0,
                               per_seed=view == "unit")
@@ -90,7 +95,7 @@ def fig4_hidden_layers(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> 
     p = percentiles_long(metrics)
     layers = sorted(p["layer"].unique(), key=layer_number)
     nseeds = p["seed"].nunique()
-    cols = [(v, view) for view in ("unit", "pooled") for v in STANDARD_VS_BN]
+    cols = [(v, view) for view in ("unit", "pooled") for v in compared(p["variant"])]
     fig, axes = plt.subplots(len(layers), len(cols), figsize=(4 * len(cols), 3.1 * len(layers)),
                              sharex=True, squeeze=False)
     for r, layer in enumerate(layers):

@@ -12,8 +12,10 @@ import seaborn as sns
 
 # The variant and data names, shared with the report, for the figure modules (which import from here).
 from bnrepro.labels import (  # noqa: F401
+    SPARE_COLOURS,
     STANDARD_VS_BN,
     colour,
+    compared,
     data_kind,
     data_label,
     label,
@@ -23,8 +25,16 @@ from bnrepro.labels import (  # noqa: F401
 
 
 def palette(variants) -> dict[str, str]:
-    """seaborn's palette for these variants (a dict palette must name every hue level)."""
-    return {v: colour(v) for v in variants}
+    """seaborn's palette for these variants (a dict palette must name every hue level); variants the table lacks
+    take the spare colours in turn, so that no two in one figure share one."""
+    out = {v: colour(v) for v in variants}
+    spare = iter(c for c in SPARE_COLOURS if c not in out.values())
+    seen: set[str] = set()
+    for v in variants:
+        if out[v] in seen:
+            out[v] = next(spare, out[v])
+        seen.add(out[v])
+    return out
 
 
 def setup() -> None:

@@ -17,15 +17,26 @@ from bnrepro.models.lp_norm import P_OF, LpNorm
 from bnrepro.models.noisy_bn import NoisyBatchNorm
 
 # name -> builder(features, conv=..., eps=..., momentum=..., noise=..., index=..., affine=...) -> module
-# (`affine=False`: no learned scale and shift; only the norms in WITH_AFFINE take it)
+# (`affine=False`: no learned scale and shift; only the norms registered with affine=True take it)
 NORMS: dict[str, Callable[..., nn.Module]] = {}
+AFFINE: set[str] = set()  # the norms whose learned scale and shift (gamma, beta) model.affine=false removes
+# A norm's constraint on the width it normalises: width -> what is wrong with it, or None. build_norm applies it, and
+# so the config check (which builds the model on the meta device) refuses a bad width before anything is written.
+CHECKS: dict[str, Callable[[int], str | None]] = {}
 # What the probes treat as "a normalisation layer": batch statistics, running statistics to freeze.
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, LpNorm)
 
 
-def register(name: str):
+def register(name: str, *, affine: bool = False, check: Callable[[int], str | None] | None = None):
+    """Registers a builder as model.norm=<name>. affine=True: it takes affine=False (model.affine=false); check:
+    its constraint on a layer's width (GroupNorm: the group count divides it)."""
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         NORMS[name] = builder
+        (AFFINE.add if affine else AFFINE.discard)(name)
+        if check is not None:
+            CHECKS[name] = check
+        else:
+            CHECKS.pop(name, None)
         return builder
 
     return add
@@ -36,12 +47,12 @@ def identity(features: int, **_) -> nn.Module:
     return nn.Identity()
 
 
-@register("batch")
+@register("batch", affine=True)
 def batch_norm(features: int, *, conv: bool, eps: float, momentum: float, affine: bool = True, **_) -> nn.Module:
     return (nn.BatchNorm2d if conv else nn.BatchNorm1d)(features, eps=eps, momentum=momentum, affine=affine)
 
 
-@register("layer")
+@register("layer", affine=True)
 def layer_norm(features: int, *, conv: bool, eps: float, affine: bool = True, **_) -> nn.Module:
     """Each sample normalised over its own features (Ba et al. 2016): no batch statistics, the same in training and
     evaluation. For a conv layer over channels and positions together (GroupNorm with one group), with a scale
@@ -76,9 +87,6 @@ def population_batch_norm(features: int, *, eps: float, momentum: float, **_) ->
     return PopulationBatchNorm(features, eps=eps, momentum=momentum)
 
 
-WITH_AFFINE = ("batch", "layer")  # the norms whose learned scale and shift (gamma, beta) model.affine=false removes
-
-
 @register("noisy_batch")
 def noisy_batch_norm(features: int, *, eps: float, momentum: float, noise: dict | None, index: int, **_) -> nn.Module:
     """Each noisy-BN layer draws from its own seed, derived from noise.seed and the layer's number."""
@@ -95,8 +103,11 @@ def build_norm(kind: str, features: int, *, conv: bool = False, eps: float = 1e-
     """`index` numbers the layer (from 1)."""
     if kind not in NORMS:
         raise ValueError(f"unknown norm {kind!r}; choose one of {sorted(NORMS)}")
-    if not affine and kind not in WITH_AFFINE:
-        raise ValueError(f"affine=False applies to {', '.join(WITH_AFFINE)}, not {kind!r}")
+    if not affine and kind not in AFFINE:
+        raise ValueError(f"affine=False applies to {', '.join(sorted(AFFINE))}, not {kind!r}")
+    problem = CHECKS[kind](features) if kind in CHECKS else None
+    if problem:
+        raise ValueError(f"model.norm={kind} cannot normalise a layer of {features} features: {problem}")
     extra = {} if affine else {"affine": False}  # registered builders written before `affine` keep working
     return NORMS[kind](features, conv=conv, eps=eps, momentum=momentum, noise=noise, index=index, **extra)
 
