@@ -11,8 +11,10 @@ dirty tree, rerun from a clean one.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
+from bnrepro import EXIT_REFUSED, BnreproError
 from bnrepro.collect import write_results
 
 
@@ -29,8 +31,9 @@ def main() -> None:
     skipped: list[str] = []
     try:
         metrics, runs = write_results(args.runs, args.out, skipped, args.partial, args.add, args.replace)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"collect: {e}") from None
+    except (FileNotFoundError, ValueError, BnreproError) as e:
+        print(f"collect: {e}", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
     print(f"collected {len(runs)} run(s), {len(metrics)} metric rows -> {args.out}")
     if skipped:
         print(f"left out {len(skipped)} unfinished run(s): {', '.join(skipped)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
-from bnrepro import EXIT_REFUSED, figures
+from bnrepro import EXIT_REFUSED, BnreproError, figures
 from bnrepro.collect import summarize, summarize_variants
 from bnrepro.io_utils import unwritable_reason
 
@@ -38,9 +38,16 @@ def main() -> None:
         if (reason := unwritable_reason(folder)) is not None:
             print(f"figures: cannot write the figures of {folder}: {reason}", file=sys.stderr)
             sys.exit(EXIT_REFUSED)
+    loaded = {}
+    for name in names:  # every folder read before any is drawn: a damaged file stops the command in one line
+        try:
+            loaded[name] = figures.load(args.results / name)
+        except BnreproError as e:
+            print(f"figures: {e}", file=sys.stderr)
+            sys.exit(EXIT_REFUSED)
     for name in names:
         folder = args.results / name
-        results = figures.load(folder)
+        results = loaded[name]
         spec = figures.spec(figures.experiment_of(results))
         s = summarize(results.metrics, results.runs, **spec.summary)
         s.to_csv(folder / "summary.csv", index=False)

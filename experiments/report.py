@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # the forest plots go to files, with or without a display
 
-from bnrepro import EXIT_REFUSED  # noqa: E402
+from bnrepro import EXIT_REFUSED, BnreproError  # noqa: E402
 from bnrepro.io_utils import unwritable_reason  # noqa: E402
 from bnrepro.report import VERDICTS, ClaimsError, build  # noqa: E402
 from bnrepro.report.html import to_html  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> None:
             sys.exit(EXIT_REFUSED)
     try:
         pages, outcomes = build(args.results, args.claims)
-    except (ClaimsError, FileNotFoundError) as e:
+    except (ClaimsError, FileNotFoundError, BnreproError) as e:
         print(f"report: {e}", file=sys.stderr)
         sys.exit(EXIT_REFUSED)
     folder = args.results / "report"

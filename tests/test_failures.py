@@ -370,3 +370,83 @@ def test_a_progress_line_comes_every_30_seconds_whatever_the_step_cadence(monkey
         clock[0] = step  # one second of wall time per step
         loop.between_steps(step)
     assert lines == [30, 60, 90]
+
+
+# --- damaged result files
+
+
+def _one_line(out) -> str:
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == EXIT_REFUSED and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("damage", ["truncated metrics.parquet", "runs.csv without a column"])
+def test_a_damaged_results_folder_is_one_line_from_figures_and_report(tmp_path, damage):
+    import shutil
+
+    import pandas as pd
+
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "mnist_init", results / "mnist_init")
+    folder = results / "mnist_init"
+    if damage.startswith("truncated"):
+        path = folder / "metrics.parquet"
+        path.write_bytes(path.read_bytes()[:500])
+    else:
+        path = folder / "runs.csv"
+        pd.read_csv(path).drop(columns="seed").to_csv(path, index=False)
+    for script, args in (("figures.py", ["mnist_init", "--results", str(results)]),
+                         ("report.py", ["--results", str(results)])):
+        line = _one_line(run_cli(*args, script=script))
+        assert str(path) in line and "make mnist-init" in line, (script, line)
+    assert not (results / "REPORT.md").exists()
+
+
+@pytest.mark.e2e
+def test_damaged_run_files_are_one_line_from_collect(tmp_path, mnist_data):
+    run = tmp_path / "runs" / "one"
+    assert run_cli("experiment=mnist_bn", "trainer.max_steps=10", "logger=none", f"hydra.run.dir={run}",
+                   *mnist_data["overrides"]).returncode == 0
+    for name in ("run.json", "metrics.parquet"):
+        saved = (run / name).read_bytes()
+        (run / name).write_bytes(saved[:40])
+        line = _one_line(run_cli(str(tmp_path / "runs"), "--out", str(tmp_path / "out"), script="collect.py"))
+        assert str(run / name) in line and "force=true" in line, line
+        (run / name).write_bytes(saved)
+    assert not (tmp_path / "out").exists()
+    assert run_cli(str(tmp_path / "runs"), "--out", str(tmp_path / "out"), script="collect.py").returncode == 0
+
+
+# --- values nobody listed (tests/test_values.py draws every key's; these are the ones users met, end to end)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("value,said", [
+    ("seed=99999999999999999999", "seed=99999999999999999999 must be <= 9223372036854775807"),
+    ("model.hidden=[100000,100000,100000]", "parameters need about"),
+    ("optim.lr=1e-300", "optim.lr=1e-300 is below float32's smallest normal number"),
+    ("model.norm=layer model.hidden=[102,102,102] model.affine=false trainer.max_steps=5", None),  # runs
+])
+def test_values_users_met_are_refused_in_one_line_before_any_folder(tmp_path, mnist_data, value, said):
+    run = tmp_path / "run"
+    out = run_cli("experiment=mnist_bn", "trainer.max_steps=5", "logger=none", *value.split(), f"hydra.run.dir={run}",
+                  *mnist_data["overrides"])
+    if said is None:
+        assert out.returncode == 0, out.stderr[-2000:]
+        return
+    line = _one_line(out)
+    assert said in line, line
+    assert not run.exists()
+
+
+@pytest.mark.e2e
+def test_a_learning_rate_too_small_to_move_a_weight_stops_the_run_in_one_line(tmp_path, mnist_data):
+    """1e-30 is a float32 number, but every step rounds to nothing beside the weights: the run stops after its
+    first step (exit 2), recorded as failed, instead of ending 'completed' with its initial weights."""
+    run = tmp_path / "run"
+    out = run_cli("experiment=mnist_bn", "trainer.max_steps=30", "logger=none", "optim.lr=1e-30",
+                  f"hydra.run.dir={run}", *mnist_data["overrides"])
+    assert out.returncode == EXIT_REFUSED and "the first step changed no weight" in out.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"

@@ -30,6 +30,11 @@ class DataError(BnreproError):
     pass
 
 
+class ResultsError(BnreproError):
+    """A stored result (metrics.parquet, runs.csv, run.json) that cannot be read: the message names the file and
+    how to make it again."""
+
+
 class BelowWarning(logging.Filter):
     """Lets through what is not a warning or an error: the commands print progress on stdout and every warning
     and error on stderr (configs/train.yaml, hydra.job_logging)."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnrepro.metrics import RUN_KEYS, SETTINGS, check_schema, write_parquet
+from bnrepro import ResultsError
+from bnrepro.metrics import RUN_KEYS, SETTINGS, check_schema, read_results, read_table, write_parquet
 from bnrepro.runinfo import FINISHED, read_json
 
 THRESHOLDS = (0.90, 0.95, 0.97)
@@ -40,13 +41,17 @@ def load_runs(roots: list[Path], skipped: list[str] | None = None,
     frames, infos = [], []
     for run_id, run in find_runs(roots):
         info = read_json(run / "run.json")
+        if info is None and (run / "run.json").is_file():
+            raise ResultsError(f"{run / 'run.json'} cannot be read: run that job again (its training command, with "
+                               "force=true), or leave its folder out")
         status = info.get("status") if info else "no run.json"
         if status not in (PARTIAL if partial else FINISHED):
             if skipped is not None:
                 skipped.append(f"{run_id} ({status})")
             continue
         metrics_file = run / "metrics.parquet"
-        df = pd.read_parquet(metrics_file) if metrics_file.is_file() else pd.DataFrame()
+        df = read_table(metrics_file, "run that job again (its training command, with force=true), or leave its "
+                        "folder out") if metrics_file.is_file() else pd.DataFrame()
         if len(df):
             df["run_id"] = run_id
             frames.append(df)
@@ -182,7 +187,7 @@ def _beside(out_dir: Path, metrics: pd.DataFrame, runs: pd.DataFrame,
             replace: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not (out_dir / "metrics.parquet").is_file() or not (out_dir / "runs.csv").is_file():
         raise FileNotFoundError(f"nothing to add to: {out_dir} has no metrics.parquet and runs.csv")
-    old_metrics, old_runs = pd.read_parquet(out_dir / "metrics.parquet"), pd.read_csv(out_dir / "runs.csv")
+    old_metrics, old_runs = read_results(out_dir)
     if replace:
         keys = [k for k in (*RUN_KEYS, *SETTINGS) if k in old_runs and k in runs]
         old_keys, new_keys = (frame[keys].astype(str).agg("|".join, axis=1) for frame in (old_runs, runs))

@@ -11,9 +11,11 @@ from math import gcd
 
 import torch
 
+from bnrepro import ConfigError
 from bnrepro.config.plan import Plan
 from bnrepro.evaluation import Measurements, StepProbes, autocast, clock
 from bnrepro.models import fused_loss_and_grad
+from bnrepro.optim import current_lr
 from bnrepro.record import Record
 
 
@@ -80,7 +82,10 @@ class Loop:
                     loss.backward()
                 if ics or landscape:  # after backward, before the update: the landscape at w, and G for ICS
                     self.record.step_probe(step, probes.before_update(x, y, ics, landscape))
+                first = [p.detach().clone() for p in self.matrices()] if step == 1 and not self.schedule else None
                 opt.step()
+                if first is not None:
+                    self.check_moved(first)
                 if ics:
                     self.record.step_probe(step, probes.after_update(x, y))
                 self.record.steps.append(loss, out, y)
@@ -97,6 +102,17 @@ class Loop:
         finally:
             self.record.steps.reduce()
             self.seconds["train_loop_s"] = clock(self.device) - t0
+
+    def matrices(self) -> list[torch.Tensor]:
+        """The weight matrices and filters (a zero-initialised bias moves by any step, however small)."""
+        return [p for p in self.model.parameters() if p.dim() > 1]
+
+    def check_moved(self, before: list[torch.Tensor]) -> None:
+        """After the first step: a learning rate so small that every weight's step rounds to nothing in float32
+        would train nothing and still end 'completed'."""
+        if all(torch.equal(b, p) for b, p in zip(before, self.matrices())):
+            raise ConfigError(f"optim.lr={current_lr(self.opt):g}: the first step changed no weight (each step rounds "
+                              "to nothing next to the float32 weights): choose a larger learning rate")
 
     def between_steps(self, step: int) -> bool:
         """The rows, evaluation, probes and logging due after `step` (0: before the first). False: stop here."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bnrepro import ResultsError
 from bnrepro.io_utils import replace_atomic
 
 CORE_COLUMNS = ["step", "split", "metric", "value"]
@@ -91,3 +92,32 @@ def check_schema(df: pd.DataFrame) -> None:
     bad = set(df["split"].astype(str).unique()) - set(SPLITS)
     if bad:
         raise ValueError(f"unknown splits {sorted(bad)}")
+
+
+RUNS_COLUMNS = ("run_id", "experiment", "variant", "lr", "seed")  # what every reader of runs.csv needs
+
+
+def read_table(path: Path, remedy: str) -> pd.DataFrame:
+    """A parquet or csv file of stored results; ResultsError naming it and `remedy` when it cannot be read."""
+    path = Path(path)
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as e:  # pyarrow, pandas and the OS each raise their own kinds for a damaged file
+        said = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise ResultsError(f"{path} cannot be read ({said}): {remedy}") from None
+
+
+def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results/<name>/'s metrics.parquet and runs.csv, checked: ResultsError naming a damaged file, or a table
+    without the columns every reader needs, and how to make it again."""
+    folder = Path(folder)
+    remedy = (f"make it again with the experiment's make target (`make {folder.name.replace('_', '-')}`; `make "
+              f"help` lists them) or `python experiments/collect.py <its runs> --out {folder}`, or restore a "
+              f"committed copy (`git checkout -- {folder}`)")
+    metrics, runs = read_table(folder / "metrics.parquet", remedy), read_table(folder / "runs.csv", remedy)
+    for table, name, needed in ((metrics, "metrics.parquet", CORE_COLUMNS + ["run_id"]),
+                                (runs, "runs.csv", list(RUNS_COLUMNS))):
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise ResultsError(f"{folder / name} lacks the column(s) {', '.join(missing)}: {remedy}")
+    return metrics, runs

@@ -67,12 +67,17 @@ def check(cfg: DictConfig) -> Config:
                                         throw_on_missing=True)
     except MissingMandatoryValue as e:
         raise _unset(e.full_key) from None
+    return check_values(values)
+
+
+def check_values(values: dict) -> Config:
+    """check() of the config's values as plain Python (what OmegaConf.to_container gives)."""
     top = typed(Config, values)  # its own keys first: the groups' interpolations copy some (${seed})
     groups = {}
     for group in GROUPS:
         by, key = schemas(group), DISCRIMINATORS.get(group)
         tag = values[group].get(key) if key else ""
-        if tag not in by:
+        if not isinstance(tag, str) or tag not in by:
             raise ConfigError(f"{group}.{key}={tag!r} is not one of {sorted(by)}")
         groups[group] = typed(by[tag], values[group], f"{group}.")
     config = dataclasses.replace(top, **groups)
@@ -88,6 +93,8 @@ def _choice(key: str, value, allowed) -> None:
 
 def _check_rules(c: Config) -> None:
     widths, n_layers = _model(c.model)
+    _activations(c, widths)
+    _learning_rate(c)
 
     if getattr(c.optim, "nesterov", False) and (c.optim.momentum <= 0 or c.optim.dampening != 0):
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0")
@@ -156,8 +163,57 @@ def _model(model) -> tuple[list[int], int]:
     except ValueError as e:  # a normaliser's own constraint on a width (norms.register's check, or its layer's)
         said = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(said if said.startswith("model.") else f"model.norm={model.norm}: {said}") from None
+    except (RuntimeError, OverflowError, TypeError) as e:  # sizes torch cannot hold (or a float width overflows)
+        raise ConfigError(f"model={model.name}: its sizes make a tensor torch cannot allocate "
+                          f"({str(e).splitlines()[0][:120]})") from None
+    _memory(model, network)
     layers = network.layers()
     return [layer_weight(layer).shape[0] for layer in layers[:len(network.taps())]], len(layers)
+
+
+# What training keeps per parameter, in float32 values: the weight, its gradient, the optimiser's state (momentum or
+# Adam's two moments) and the checkpoint's copy; and per activation value: the forward's output and its gradient.
+PER_PARAMETER, PER_ACTIVATION = 5, 2
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (MemAvailable), or None where it cannot say."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _memory(model, network) -> None:
+    """The model's parameters alone, as training keeps them, against the memory available: a width a run cannot
+    hold is refused here, before anything is written, rather than by the allocator after its folder exists."""
+    params = sum(p.numel() for p in network.parameters())
+    need, have = 4 * PER_PARAMETER * params, available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"model={model.name}: {params:,} parameters need about {need / 2**30:.3g} GiB to train, "
+                          f"and {have / 2**30:.3g} GiB is available: choose smaller widths (model.hidden, "
+                          f"model.width, ...)")
+
+
+def _activations(c: Config, widths: list[int]) -> None:
+    """One batch's activations (every tapped layer's output and its gradient) against the memory available."""
+    per_sample = sum(widths) * (c.model.image_size ** 2 if c.model.name == "vgg" else 1)
+    need, have = 4 * PER_ACTIVATION * per_sample * max(c.trainer.batch_size, c.trainer.eval_batch_size), \
+        available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"trainer.batch_size={c.trainer.batch_size}: a batch's activations need about "
+                          f"{need / 2**30:.3g} GiB, and {have / 2**30:.3g} GiB is available")
+
+
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
+
+
+def _learning_rate(c: Config) -> None:
+    """A rate float32 holds: below its smallest normal number the step is 0 or denormal, and no weight moves."""
+    if c.optim.lr < FLOAT32_TINY:
+        raise ConfigError(f"optim.lr={c.optim.lr:g} is below float32's smallest normal number ({FLOAT32_TINY:.3g}): "
+                          "the weights, kept in float32, would not change")
 
 
 def _shift(c: Config) -> None:

@@ -82,9 +82,13 @@ def variant(model, optim=None) -> str:
 
 def resolve(cfg: DictConfig, name: str | None = None) -> Plan:
     """Check `cfg` (ConfigError naming the key) and decide what the run will do."""
+    return decide(check(cfg), name)
+
+
+def decide(c: Config, name: str | None = None) -> Plan:
+    """What the run of a checked config will do."""
     from bnrepro.probes import eta_grid
 
-    c = check(cfg)
     t, ls = c.trainer, c.landscape
     wandb = c.logger.name == "wandb" and c.logger.mode != "disabled"
     every = Cadence(

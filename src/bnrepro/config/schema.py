@@ -37,9 +37,10 @@ def one_of(*choices):
 Positive = Annotated[float, Gt(0)]
 NonNegative = Annotated[float, Ge(0)]
 Fraction = Annotated[float, Ge(0), Le(1)]
-Size = Annotated[int, Ge(1)]
-Every = Annotated[int, Ge(0)]  # a cadence in steps; 0 switches it off
-Seed = Annotated[int, Ge(0), Le(2**63 - 1)]  # torch's generators take 64 bits; noisy BN adds each layer's number
+INT64 = 2**63 - 1  # torch's sizes and counts are 64-bit
+Size = Annotated[int, Ge(1), Le(INT64)]
+Every = Annotated[int, Ge(0), Le(INT64)]  # a cadence in steps; 0 switches it off
+Seed = Annotated[int, Ge(0), Le(INT64)]  # torch's generators take 64 bits; noisy BN adds each layer's number
 Name = Annotated[str, StringConstraints(pattern=r"\S")]
 AutoOrBool = one_of("auto", True, False)
 
@@ -277,17 +278,19 @@ class Shift:
     contrast: Annotated[list[Positive], MinLen(1)]  # factors the inputs are multiplied by
     brightness: Annotated[list[float], MinLen(1)]  # offsets added to them (then clipped to the pixel range)
     classes: Annotated[list[Size], MinLen(1)]  # numbers of classes kept (the first k)
-    reestimate_samples: Annotated[int, Ge(2)]  # shifted training images BN's statistics are gathered on again
+    # shifted training images BN's statistics are gathered on again
+    reestimate_samples: Annotated[int, Ge(2), Le(INT64)]
     single_images: Size  # images whose prediction is measured in many batches
-    batches_per_image: Annotated[int, Ge(2)]
+    batches_per_image: Annotated[int, Ge(2), Le(INT64)]
 
 
 @schema
 class Probe:
     """Percentiles of each hidden layer's activation input (the sigmoid's input, after BN when BN is on)."""
 
-    batch_size: Annotated[int, Ge(2)] = 256  # a fixed probe batch drawn once from the test set
-    unit: Annotated[int, Ge(0)] = 0  # the "typical unit" (paper Fig 1b,c) whose distribution over the batch is tracked
+    batch_size: Annotated[int, Ge(2), Le(INT64)] = 256  # a fixed probe batch drawn once from the test set
+    # the "typical unit" (paper Fig 1b,c) whose distribution over the batch is tracked
+    unit: Annotated[int, Ge(0), Le(INT64)] = 0
     percentiles: Annotated[list[Annotated[float, Ge(0), Le(100)]], MinLen(1)] = _list(15, 50, 85)
     # batch: BN normalises the probe batch with its own statistics, as in training (running stats untouched);
     # running: BN uses its running statistics, as at inference.
@@ -308,7 +311,7 @@ class ICS:
     Layer numbers from 1 (conv layers and the classifier for VGG, linear layers for the DLN); null: the model's
     defaults, VGG #5 and #10, deep linear network #9 and #17, MLP #2 and #3."""
 
-    layers: list[Annotated[int, Ge(2)]] | None = None  # layer #1 has no earlier layers to update
+    layers: list[Annotated[int, Ge(2), Le(INT64)]] | None = None  # layer #1 has no earlier layers to update
 
 
 @schema
@@ -318,7 +321,7 @@ class Landscape:
 
     eta_min: Positive = 0.5
     eta_max: Positive = 4.0
-    points: Size = 8
+    points: Annotated[int, Ge(1), Le(1000)] = 8  # each point is one more forward and backward per probe
     spacing: Literal["linear", "log"] = "linear"
     batched: bool = True  # every eta in one vmap call (false: a loop; the same numbers, for comparison)
 

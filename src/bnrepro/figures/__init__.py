@@ -28,8 +28,10 @@ class Results:
 
 def load(folder: Path) -> Results:
     """The one loader every figure and summary reads through."""
+    from bnrepro.metrics import read_results
+
     folder = Path(folder)
-    return Results(folder, pd.read_parquet(folder / "metrics.parquet"), pd.read_csv(folder / "runs.csv"))
+    return Results(folder, *read_results(folder))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bnrepro import metrics as metrics_store
 from bnrepro.collect import diff_file
 from bnrepro.report.claims import KINDS, Claim, Claims, ClaimsError, Figure, load, load_all
 from bnrepro.report.evaluate import RESULTS, VERDICTS, Outcome, Stored, judge
@@ -29,7 +30,7 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     metrics_file, runs_file = Path(folder) / "metrics.parquet", Path(folder) / "runs.csv"
     if not (metrics_file.is_file() and runs_file.is_file()):
         return None
-    return pd.read_parquet(metrics_file), pd.read_csv(runs_file)
+    return metrics_store.read_results(folder)
 
 
 def check_metrics(claims: Claims, stored: dict[str, Stored | None]) -> None:
