@@ -49,7 +49,7 @@ CIFAR_SMALL_DATA ?= $(if $(wildcard ../shared/datasets/cifar-10-batches-py),data
 CIFAR_FULL_DATA ?= $(if $(wildcard ../shared/datasets/cifar10-LOSSY-approx),data.archive=cifar10-LOSSY-approx/cifar-10-python-LOSSY-jpeg75-approx.tar.xz data.allow_unofficial=true,)
 CIFAR_DATA = $(if $(full),$(CIFAR_FULL_DATA),$(CIFAR_SMALL_DATA))
 
-.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr cifar-warmup cifar-population ics landscape dln lp-norm figures report search-dln-scale search-mnist-ioffe notebooks bench test \
+.PHONY: help install mnist-bn mnist-ioffe mnist-lr-sweep mnist-norm-position mnist-layernorm mnist-affine mnist-batch-size mnist-shift mnist-eos mnist-init mnist-population mnist-eff-lr mnist-warmup cifar-bn cifar-bn-cpu cifar-probes-cpu cifar-norm-variants cifar-higher-lr cifar-warmup cifar-population ics landscape dln lp-norm figures report wandb-workspace search-dln-scale search-mnist-ioffe notebooks bench test \
 	test-all test-paths lint clean
 
 help: ## list the targets
@@ -187,6 +187,10 @@ search-mnist-ioffe: $(STAMP) ## MNIST lr, momentum and init sigma, ranked agains
 
 report: $(STAMP) ## results/REPORT.md: every claim of configs/claims.yaml judged from the stored metrics (no training)
 	$(RUN) experiments/report.py
+
+wandb-workspace: $(STAMP) ## a W&B workspace for experiment=NAME (lr=X: one learning rate): its figures as sections; saved when online, else its definition in runs/wandb_workspaces/
+	@test -n "$(experiment)" || { echo "make wandb-workspace experiment=NAME [lr=X]" >&2; exit 2; }
+	$(RUN) experiments/wandb_workspace.py $(experiment) $(if $(lr),--lr $(lr))
 
 notebooks: $(STAMP) ## install Jupyter (the optional `notebooks` extra) when missing, and open notebooks/
 	@$(RUN) -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'

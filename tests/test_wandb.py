@@ -143,3 +143,52 @@ def test_a_resumed_offline_run_continues_one_wandb_run(tmp_path, mnist_data):
     expected = rows(_run_files(whole)[0])
     assert [r["_step"] for r in expected] == list(range(0, 401, 50))
     assert rows(files[0]) == expected
+
+
+def test_a_run_holds_the_top_level_keys_and_the_metric_definitions(tmp_path, mnist_data):
+    """What a researcher browsing a sweep groups and filters by is at the top of the config; W&B knows which
+    metrics to maximise and minimise while a run goes on, and plots each against the training step; the per-η
+    landscape values have a section of their own."""
+    res = run_cli("experiment=mnist_bn", "trainer.max_steps=300", "trainer.landscape_every=100",
+                  f"hydra.run.dir={tmp_path}", *mnist_data["overrides"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    records = list(wandb_records(_run_files(tmp_path)[0]))
+    config = {i.key: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") in ("run", "config")
+              for i in (r.run.config.update if r.WhichOneof("record_type") == "run" else r.config.update)}
+    assert config["variant"] == "batch" and config["lr"] == 0.01 and config["seed"] == 0
+    assert config["experiment"] == "mnist_bn" and config["model"]["norm"] == "batch"
+    defined = {r.metric.name or r.metric.glob_name: r.metric for r in records
+               if r.WhichOneof("record_type") == "metric"}
+    assert defined["*"].step_metric == "step"
+    for name, best in (("train/acc", "max"), ("test/acc", "max"), ("train/loss", "min"), ("test/loss", "min")):
+        assert getattr(defined[name].summary, best), name
+    keys = set().union(*wandb_history(_run_files(tmp_path)[0]))
+    assert "landscape/beta" in keys and not [k for k in keys if k.startswith("landscape/eta/")]
+    assert any(k.startswith("landscape_eta/") for k in keys)
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiments_workspace_plots_only_what_its_runs_log(tmp_path, mnist_data, cifar_data, experiment):
+    """The workspace is built offline from the experiment's config; a real offline run of that experiment, shrunk,
+    logs every metric its panels plot."""
+    from bnrepro.config import compose
+    from bnrepro.config.check import check
+    from bnrepro.wandb_workspace import metrics, sections, workspace
+
+    c = check(compose(f"experiment={experiment}", "logger=wandb"))
+    assert workspace(c, "entity", "project", lr=0.1)._to_model().model_dump_json()  # builds, and serialises
+    wanted = metrics(sections(c))
+    t = c.trainer
+    shrink = [f"trainer.{k}=1" for k in ("probe_every", "landscape_every", "ics_every") if getattr(t, k)]
+    data = cifar_data["overrides"] + ["model.width=0.0625", "trainer.batch_size=16", "probe.batch_size=16"] \
+        if c.model.name == "vgg" else mnist_data["overrides"] if c.data.format == "idx" else []
+    if c.data.format == "idx" and c.data.name != "mnist":  # fashion_bn: not here; its panels are MNIST's
+        data = ["data=mnist", *data]
+    res = run_cli(f"experiment={experiment}", "trainer.max_steps=2", "trainer.eval_every=1", "logger.log_every=1",
+                  *shrink, *data, f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    logged = set().union(*wandb_history(_run_files(tmp_path)[0]))
+    assert wanted <= logged, sorted(wanted - logged)

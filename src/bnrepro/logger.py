@@ -52,6 +52,9 @@ class WandbLogger:
             mode = "offline"
         self.offline = mode == "offline"
         self.history: list[tuple[int, dict]] = []  # offline: every call so far, for a resumed run to replay
+        # What a sweep is grouped and filtered by, at the top of the config beside the nested groups: the variant
+        # (computed from several model keys), the learning rate, the seed and the experiment.
+        top = {k: identity[k] for k in ("experiment", "variant", "lr", "seed") if k in identity}
         self.run = wandb.init(
             project=cfg.project,
             entity=cfg.entity,
@@ -59,7 +62,7 @@ class WandbLogger:
             job_type=" ".join(job) or None,
             name=name,
             tags=list(dict.fromkeys([*tags, *job, *map(str, cfg.tags)])),
-            config=config,
+            config={**config, **top},
             dir=str(run_dir),
             mode=mode,
             id=run_id,
@@ -67,8 +70,17 @@ class WandbLogger:
             settings=wandb.Settings(console="off", init_timeout=30, silent=True),
         )
 
+        # Accuracies summarised by their best (max), losses by theirs (min), while a run goes on; every metric against
+        # the training step.
+        self.run.define_metric("step", hidden=True)
+        self.run.define_metric("*", step_metric="step")
+        for name in ("train/acc", "test/acc", "train/eval_acc"):
+            self.run.define_metric(name, summary="max")
+        for name in ("train/loss", "test/loss", "train/eval_loss"):
+            self.run.define_metric(name, summary="min")
+
     def log(self, metrics: dict, step: int) -> None:
-        self.run.log(metrics, step=step)
+        self.run.log({"step": step, **{wandb_key(k): v for k, v in metrics.items()}}, step=step)
         if self.offline:
             self.history.append((step, metrics))
 
@@ -92,6 +104,15 @@ class WandbLogger:
         """`summary`: the run's final values (run.json's), which W&B's run table shows as columns."""
         self.run.summary.update({k: v for k, v in (summary or {}).items() if v is not None})
         self.run.finish(exit_code=exit_code)
+
+
+def wandb_key(metric: str) -> str:
+    """A metric's name in W&B, whose sections are the names' first parts: the landscape probe's per-step-size
+    values (landscape/eta/<η>/...) go into a section of their own, so that `landscape` holds what the figure reads."""
+    return ETA_SECTION + metric.removeprefix("landscape/eta") if metric.startswith("landscape/eta/") else metric
+
+
+ETA_SECTION = "landscape_eta"
 
 
 def build_logger(cfg, run_dir: Path, config: dict, name: str, run_id: str | None = None,

@@ -188,7 +188,7 @@ def build(plan: Plan, run_dir: Path, config: str, store: MetricStore, stop: Stop
     measure = Measurements(plan, model, data.test, data.task, data.train, loss_fn, lr=lambda: current_lr(opt))
     info["probe_unit"] = c.probe.unit if plan.every.probe else None
     # One W&B run per run folder: a resumed run continues it. The jobs of a sweep keep their W&B runs side by side in
-    # <sweep folder>/wandb/, where `wandb beta leet` browses them together, each named by its overrides.
+    # <sweep folder>/wandb/, where `wandb leet` browses them together, each named by its overrides.
     wandb_id = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
     logger = build_logger(c.logger, sweep_dir() or run_dir, dataclasses.asdict(c), plan.name, wandb_id,
                           dataclasses.asdict(plan.identity))

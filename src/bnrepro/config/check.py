@@ -197,13 +197,23 @@ def _memory(model, network) -> None:
 
 
 def _activations(c: Config, widths: list[int]) -> None:
-    """One batch's activations (every tapped layer's output and its gradient) against the memory available."""
-    per_sample = sum(widths) * (c.model.image_size ** 2 if c.model.name == "vgg" else 1)
-    need, have = 4 * PER_ACTIVATION * per_sample * max(c.trainer.batch_size, c.trainer.eval_batch_size), \
-        available_memory()
+    """One training batch's activations (every layer's output, and its gradient) against the memory available.
+    The VGG's resolution halves at each max-pool; evaluation keeps no activations (no gradient)."""
+    m = c.model
+    if m.name == "vgg":
+        side, per_sample = m.image_size, 0
+        for item in m.layers:
+            if item == "M":
+                side //= 2
+            else:
+                per_sample += max(1, int(item * m.width)) * side * side
+    else:
+        per_sample = sum(widths)
+    need, have = 4 * PER_ACTIVATION * per_sample * c.trainer.batch_size, available_memory()
     if have is not None and need > have:
-        raise ConfigError(f"trainer.batch_size={c.trainer.batch_size}: a batch's activations need about "
-                          f"{need / 2**30:.3g} GiB, and {have / 2**30:.3g} GiB is available")
+        raise ConfigError(f"model={m.name} at trainer.batch_size={c.trainer.batch_size}: a batch's activations need "
+                          f"about {need / 2**30:.3g} GiB, and {have / 2**30:.3g} GiB is available: choose smaller "
+                          "widths or a smaller batch")
 
 
 FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # the smallest normal float32
