@@ -75,15 +75,19 @@ def test_dln_sweep_end_to_end(tmp_path):
     assert "final_test_acc" not in summary.columns  # a regression task has no accuracy
 
 
-def test_mnist_eos_end_to_end(tmp_path):
-    """make mnist-eos's sweep, shrunk: both networks at two learning rates, β probed, collected and drawn."""
-    res = run_cli("-m", "experiment=mnist_eos", "optim.lr=0.1,1", "trainer.max_steps=40", "trainer.landscape_every=10",
+def both_networks_at_two_rates(tmp_path, experiment: str, *probes: str) -> list[pd.DataFrame]:
+    """make <experiment>'s sweep, shrunk to both networks at lr 0.1 and 1 for 40 steps: each job's metrics."""
+    res = run_cli("-m", f"experiment={experiment}", "optim.lr=0.1,1", "trainer.max_steps=40", *probes,
                   "trainer.eval_every=20", "logger=none", f"hydra.sweep.dir={tmp_path / 'runs'}")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
     assert len(jobs) == 4
-    for job in jobs:
-        m = pd.read_parquet(job / "metrics.parquet")
+    return [pd.read_parquet(job / "metrics.parquet") for job in jobs]
+
+
+def test_mnist_eos_end_to_end(tmp_path):
+    """make mnist-eos's sweep, shrunk: β probed, collected and drawn."""
+    for m in both_networks_at_two_rates(tmp_path, "mnist_eos", "trainer.landscape_every=10"):
         assert (m["metric"].astype(str) == "landscape/beta").sum() == 4  # steps 0, 10, 20, 30
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_eos")
     assert drawn.returncode == 0, drawn.stderr[-3000:]
@@ -119,15 +123,8 @@ def test_mnist_population_end_to_end(tmp_path):
 
 
 def test_mnist_eff_lr_end_to_end(tmp_path):
-    """make mnist-eff-lr's sweep, shrunk: both networks at two learning rates, the weight probe read at every probe,
-    collected and drawn."""
-    res = run_cli("-m", "experiment=mnist_eff_lr", "optim.lr=0.1,1", "trainer.max_steps=40", "trainer.probe_every=10",
-                  "trainer.eval_every=20", "logger=none", f"hydra.sweep.dir={tmp_path / 'runs'}")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    jobs = sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json"))
-    assert len(jobs) == 4
-    for job in jobs:
-        m = pd.read_parquet(job / "metrics.parquet")
+    """make mnist-eff-lr's sweep, shrunk: the weight probe read at every probe, collected and drawn."""
+    for m in both_networks_at_two_rates(tmp_path, "mnist_eff_lr", "trainer.probe_every=10"):
         eff = m[m["metric"].astype(str) == "weights/layer2/eff_lr"]
         assert list(eff["step"]) == [0, 10, 20, 30, 40] and (eff["value"] > 0).all()
     drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_eff_lr")
@@ -135,37 +132,35 @@ def test_mnist_eff_lr_end_to_end(tmp_path):
     assert (tmp_path / "results" / "mnist_eff_lr" / "fig_effective_lr.png").stat().st_size > 5000
 
 
-def test_mnist_warmup_end_to_end(tmp_path):
-    """make mnist-warmup's two sweeps, shrunk: the plain grid and the warm-up runs, one variant each, in one
-    results folder; the warm-up changes the first steps' training loss and nothing else about the run."""
-    common = ["experiment=mnist_warmup", "optim.lr=10", "trainer.max_steps=30", "trainer.eval_every=10",
-              "logger=none"]
+def sweeps_with_warmup(tmp_path, experiment: str, common: list[str], warmup_steps: int) -> pd.DataFrame:
+    """make <experiment>'s two sweeps, shrunk: the plain grid, then the standard network with a warm-up, collected
+    into one results folder and drawn; its runs.csv."""
     assert run_cli("-m", *common, f"hydra.sweep.dir={tmp_path / 'runs' / 'plain'}").returncode == 0
-    res = run_cli("-m", *common, "model.norm=none", "optim.warmup_steps=10",
+    res = run_cli("-m", *common, "model.norm=none", f"optim.warmup_steps={warmup_steps}",
                   f"hydra.sweep.dir={tmp_path / 'runs' / 'warmup'}")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "mnist_warmup")
+    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", experiment)
     assert drawn.returncode == 0, drawn.stderr[-3000:]
-    runs = pd.read_csv(tmp_path / "results" / "mnist_warmup" / "runs.csv")
+    assert (tmp_path / "results" / experiment / "fig_warmup.png").stat().st_size > 5000
+    return pd.read_csv(tmp_path / "results" / experiment / "runs.csv")
+
+
+def test_mnist_warmup_end_to_end(tmp_path):
+    """One variant each, in one results folder; the warm-up changes the first steps' training loss."""
+    runs = sweeps_with_warmup(tmp_path, "mnist_warmup", ["experiment=mnist_warmup", "optim.lr=10",
+                                                         "trainer.max_steps=30", "trainer.eval_every=10",
+                                                         "logger=none"], 10)
     assert sorted(runs["variant"]) == ["batch", "none", "none_warmup"]
     m = pd.read_parquet(tmp_path / "results" / "mnist_warmup" / "metrics.parquet")
     first = m[(m["metric"] == "loss") & (m["split"] == "train") & (m["step"] == 10)].set_index("variant")["value"]
     assert first["none_warmup"] != first["none"]
-    assert (tmp_path / "results" / "mnist_warmup" / "fig_warmup.png").stat().st_size > 5000
 
 
 def test_cifar_warmup_end_to_end(tmp_path, cifar_data):
-    """make cifar-warmup's two sweeps on the tiny VGG: the warm-up variant beside the plain grid, drawn."""
-    common = ["experiment=cifar_warmup", *TINY_VGG, *cifar_data["overrides"]]
-    assert run_cli("-m", *common, f"hydra.sweep.dir={tmp_path / 'runs' / 'plain'}").returncode == 0
-    res = run_cli("-m", *common, "model.norm=none", "optim.warmup_steps=4",
-                  f"hydra.sweep.dir={tmp_path / 'runs' / 'warmup'}")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    drawn = collect_and_draw(tmp_path / "runs", tmp_path / "results", "cifar_warmup")
-    assert drawn.returncode == 0, drawn.stderr[-3000:]
-    runs = pd.read_csv(tmp_path / "results" / "cifar_warmup" / "runs.csv")
+    """The tiny VGG: the warm-up variant beside the plain grid."""
+    runs = sweeps_with_warmup(tmp_path, "cifar_warmup", ["experiment=cifar_warmup", *TINY_VGG,
+                                                         *cifar_data["overrides"]], 4)
     assert sorted(runs["variant"]) == ["batch", "none", "none_warmup"]
-    assert (tmp_path / "results" / "cifar_warmup" / "fig_warmup.png").stat().st_size > 5000
 
 
 def test_cifar_population_end_to_end(tmp_path, cifar_data):
