@@ -94,7 +94,7 @@ def test_two_sources_of_one_dataset_never_share_a_cache_folder(tmp_path):
         a, _, _ = locate_idx(data_cfg(first, cache, allow_unofficial=True))
         before = {p.name: p.read_bytes() for p in a.iterdir()}
         b, _, _ = locate_idx(data_cfg(second, cache, allow_unofficial=True))
-    assert a != b and a.parent == b.parent
+    assert a != b and a.parents[2] == b.parents[2] and a.relative_to(a.parents[2]).parts[1:] == ("MNIST", "raw")
     assert {p.name: p.read_bytes() for p in a.iterdir()} == before
 
 

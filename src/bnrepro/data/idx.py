@@ -95,7 +95,8 @@ def locate_idx(cfg: Idx) -> tuple[Path, dict[str, str], bool]:
     if all((raw / f"{n}.gz").is_file() for n in names):
         # The data root is input only (often a shared, read-only folder): unpack into the cache, in a folder of this
         # source's own (keyed by the .gz files' md5s), so that two sources of one dataset never share a folder.
-        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / cfg.folder / _source_key(raw, names)
+        # (<cache>/<name>/source-<key>/<folder>: the same layout under it as in the data root, torchvision's)
+        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / _source_key(raw, names) / cfg.folder
         official_gz = _check_gz(cfg, raw)
         if official_gz and official and all((cache / n).is_file() for n in names):
             digests = _digests(cfg, cache)
