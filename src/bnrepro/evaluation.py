@@ -88,13 +88,16 @@ class Measurements:
         self.model, self.test, self.task, self.chunk = model, test, task, t.eval_batch_size
         self.train = train_subset(train, t.eval_train, c.seed) if train is not None and t.eval_train else None
         self.autocast, self.device = autocast(t.amp, plan.device), plan.device
-        self.probe = activation_probe(c.probe, model, test, c.seed) if plan.every.probe else None
-        self.affine = c.probe if plan.every.probe and c.probe.affine else None
-        self.shift = (ShiftProbe(model, train, test, c.probe.shift, t.batch_size, c.seed)
-                      if c.probe.shift and train is not None else None)
-        self.init = init_probe(c.probe, model, loss_fn, test, c.seed) if c.probe.init and loss_fn else None
-        self.weights = (WeightProbe(model, loss_fn, *probe_batch(c.probe, test, c.seed), lr)
-                        if plan.every.probe and c.probe.weights and loss_fn and lr else None)
+        p = c.probe
+        init, weights = p.init and loss_fn, plan.every.probe and p.weights and loss_fn and lr
+        x, y = probe_batch(p, test, c.seed) if plan.every.probe or init else (None, None)  # one batch for all
+        self.probe = (ActivationProbe(model, x, unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats, layers=p.layers,
+                                      moments=p.moments) if plan.every.probe else None)
+        self.affine = p if plan.every.probe and p.affine else None
+        self.shift = (ShiftProbe(model, train, test, p.shift, t.batch_size, c.seed)
+                      if p.shift and train is not None else None)
+        self.init = InitProbe(model, loss_fn, x, y) if init else None
+        self.weights = WeightProbe(model, loss_fn, x, y, lr) if weights else None
         self.eval_s = self.probe_s = 0.0
 
     def evaluate(self, split: Split | None = None) -> dict[str, float]:
@@ -151,15 +154,6 @@ def probe_batch(p: Probe, test: Split, seed: int) -> tuple[torch.Tensor, torch.T
     if test.x_eval is not None and test.x_eval.layout == torch.sparse_csr:
         x = to_csr(x)
     return x, y
-
-
-def activation_probe(p: Probe, model: torch.nn.Module, test: Split, seed: int) -> ActivationProbe:
-    return ActivationProbe(model, probe_batch(p, test, seed)[0], unit=p.unit, qs=p.percentiles, bn_stats=p.bn_stats,
-                           layers=p.layers, moments=p.moments)
-
-
-def init_probe(p: Probe, model: torch.nn.Module, loss_fn, test: Split, seed: int) -> InitProbe:
-    return InitProbe(model, loss_fn, *probe_batch(p, test, seed))
 
 
 class StepProbes:

@@ -49,19 +49,20 @@ def _digests(cfg: Idx, folder: Path) -> dict[str, str]:
     return {cfg.files[r]: file_digest(folder / cfg.files[r], "sha256") for r in ROLES}
 
 
-def _check_gz(cfg: Idx, raw: Path) -> bool:
-    """True when every .gz matches its official md5 (False when the config lists none)."""
+def _check_gz(cfg: Idx, raw: Path, found: dict[str, str]) -> bool:
+    """True when every .gz matches its official md5 (False when the config lists none); `found`: the .gz files'
+    md5s, by file name, as read once."""
     md5s = dict(cfg.gz_md5 or {})
     bad = [f"{raw / n} has md5 {got}, expected the official {md5}"
-           for n, md5 in md5s.items() if (got := file_digest(raw / n, "md5")) != md5]
+           for n, md5 in md5s.items() if (got := found.get(n) or file_digest(raw / n, "md5")) != md5]
     if bad:
         unofficial("; ".join(bad), bool(cfg.allow_unofficial))
     return bool(md5s) and not bad
 
 
-def _source_key(raw: Path, names: list[str]) -> str:
+def _source_key(names: list[str], found: dict[str, str]) -> str:
     """The .gz files' md5s, as a folder name: the same files, the same folder."""
-    md5s = " ".join(f"{n}:{file_digest(raw / f'{n}.gz', 'md5')}" for n in names)
+    md5s = " ".join(f"{n}:{found[f'{n}.gz']}" for n in names)
     return "source-" + hashlib.sha256(md5s.encode()).hexdigest()[:16]
 
 
@@ -96,8 +97,9 @@ def locate_idx(cfg: Idx) -> tuple[Path, dict[str, str], bool]:
         # The data root is input only (often a shared, read-only folder): unpack into the cache, in a folder of this
         # source's own (keyed by the .gz files' md5s), so that two sources of one dataset never share a folder.
         # (<cache>/<name>/source-<key>/<folder>: the same layout under it as in the data root, torchvision's)
-        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / _source_key(raw, names) / cfg.folder
-        official_gz = _check_gz(cfg, raw)
+        found = {f"{n}.gz": file_digest(raw / f"{n}.gz", "md5") for n in names}  # each file read once
+        cache = Path(cfg.cache_dir).expanduser().resolve() / cfg.name / _source_key(names, found) / cfg.folder
+        official_gz = _check_gz(cfg, raw, found)
         if official_gz and official and all((cache / n).is_file() for n in names):
             digests = _digests(cfg, cache)
             if digests == official:

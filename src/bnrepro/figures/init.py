@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bnrepro.figures.shared import median_and_range
 from bnrepro.figures.style import colour, has_metric, label, ordered, provenance, save, setup
 
 PANELS = (("grad_norm", "‖∂L/∂W_i‖ (log)", True), ("rank", "effective rank of layer i's batch representation", False))
@@ -24,10 +25,8 @@ def fig_init_depth(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for ax, (stat, ylabel, logy) in zip(axes, PANELS):
         for v in ordered(set(d["variant"])):
-            by_layer = d[(d["variant"] == v) & (d["stat"] == stat)].groupby("layer")["value"]
-            ax.fill_between(by_layer.min().index, by_layer.min(), by_layer.max(), color=colour(v), alpha=0.25,
-                            linewidth=0)
-            ax.plot(by_layer.median().index, by_layer.median(), color=colour(v), linewidth=1.2, label=label(v))
+            median_and_range(ax, d[(d["variant"] == v) & (d["stat"] == stat)].groupby("layer")["value"], colour(v),
+                             label(v))
         ax.set_xlabel("layer i (1: nearest the input)")
         ax.set_ylabel(ylabel, fontsize=9)
         if logy:

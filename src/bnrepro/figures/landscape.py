@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bnrepro.figures.shared import draw_gpred_vs_eta, draw_landscape
+from bnrepro.figures.shared import draw_gpred_vs_eta, draw_landscape, median_and_range
 from bnrepro.figures.style import colour, compared, has_metric, label, ordered, provenance, save, setup
 
 
@@ -47,9 +47,7 @@ def fig_edge_of_stability(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) 
             by_step = d[(d["variant"] == v) & np.isclose(d["lr"], lr)].groupby("step")["eos"]
             if by_step.ngroups == 0:
                 continue
-            ax.fill_between(by_step.min().index, by_step.min(), by_step.max(), color=colour(v), alpha=0.25,
-                            linewidth=0)
-            ax.plot(by_step.median().index, by_step.median(), color=colour(v), linewidth=1, label=label(v))
+            median_and_range(ax, by_step, colour(v), label(v), linewidth=1)
         ax.axhline(1.0, color="#444444", linewidth=0.8, linestyle="--")
         ax.set_yscale("log")
         ax.set_title(f"lr {lr:g} (2/lr = {2 / lr:.3g})", fontsize=10)

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bnrepro.figures.shared import median_and_range
 from bnrepro.figures.style import colour, has_metric, label, ordered, provenance, save, setup
 
 MARKERS = "osD^v<>"
@@ -42,8 +43,7 @@ def fig_effective_lr(metrics: pd.DataFrame, runs: pd.DataFrame, out: Path) -> li
             sel = (eff["variant"] == v) & np.isclose(eff["lr"], lr) & (eff["layer"] == 2)
             by_step = eff[sel].groupby("step")["value"]
             if by_step.ngroups:
-                ax.fill_between(by_step.min().index, by_step.min(), by_step.max(), color=shade, alpha=0.25, lw=0)
-                ax.plot(by_step.median().index, by_step.median(), color=shade, lw=1.2, label=f"η = {lr:g}")
+                median_and_range(ax, by_step, shade, f"η = {lr:g}")
         ax.set_yscale("log")
         ax.set_title(f"{label(v)}: layer #2", fontsize=10)
         ax.set_xlabel("step")

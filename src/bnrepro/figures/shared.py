@@ -77,6 +77,13 @@ def _bands(ax, d: pd.DataFrame, color: str) -> None:
         ax.plot(wide.index, wide["50"], color=color, linewidth=1.2, label="50th")
 
 
+def median_and_range(ax, grouped, color: str, label: str | None = None, linewidth: float = 1.2) -> None:
+    """A median line over the groups' x (step, layer, ...) with its min–max band: `grouped` is a pandas groupby of
+    values (over seeds, or runs)."""
+    ax.fill_between(grouped.min().index, grouped.min(), grouped.max(), color=color, alpha=0.25, linewidth=0)
+    ax.plot(grouped.median().index, grouped.median(), color=color, linewidth=linewidth, label=label)
+
+
 def layer_percentiles(metrics: pd.DataFrame, view: str = "pooled") -> tuple[pd.DataFrame, list[str]]:
     """The probes' percentiles in one view ("pooled" or "unit": one channel), long form, and the probed layers in
     network order."""

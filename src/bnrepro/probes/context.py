@@ -7,7 +7,7 @@ import contextlib
 import torch
 from torch import nn
 
-from bnrepro.models import NORM_LAYERS, NoisyBatchNorm
+from bnrepro.models import NORM_LAYERS, NoisyBatchNorm, layer_weight
 
 
 @contextlib.contextmanager
@@ -47,6 +47,14 @@ def inputs_of(modules: dict[str, nn.Module]):
     finally:
         for h in hooks:
             h.remove()
+
+
+def layer_gradients(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> tuple[list, tuple]:
+    """Each layer's weight W_i (model.layers()) and ∂L/∂W_i on the batch, the normalisation layers normalising by
+    it as in training: by torch.autograd.grad, into new tensors, so that no .grad buffer is touched."""
+    weights = [layer_weight(layer) for layer in model.layers()]
+    with frozen_norm_stats(model):
+        return weights, torch.autograd.grad(loss_fn(model(x), y), weights)
 
 
 class NoiseReplay:

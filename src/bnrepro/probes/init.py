@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnrepro.models import layer_weight
-from bnrepro.probes.context import frozen_norm_stats, inputs_of
+from bnrepro.probes.context import inputs_of, layer_gradients
 
 
 def effective_rank(h: torch.Tensor) -> float:
@@ -30,10 +29,8 @@ class InitProbe:
         self.model, self.loss_fn, self.x, self.y = model, loss_fn, x, y
 
     def __call__(self) -> dict[str, float]:
-        weights = [layer_weight(layer) for layer in self.model.layers()]
-        with inputs_of(self.model.taps()) as captured, frozen_norm_stats(self.model):
-            loss = self.loss_fn(self.model(self.x), self.y)
-            grads = torch.autograd.grad(loss, weights)  # into new tensors: no .grad buffer is touched
+        with inputs_of(self.model.taps()) as captured:
+            _, grads = layer_gradients(self.model, self.loss_fn, self.x, self.y)
         out = {f"init/{name}/rank": effective_rank(h) for name, h in captured.items()}
         out.update({f"init/layer{i}/grad_norm": float(g.norm()) for i, g in enumerate(grads, start=1)})
         return out

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from bnrepro.models import layer_weight
-from bnrepro.probes.context import frozen_norm_stats
+from bnrepro.probes.context import layer_gradients
 
 
 class WeightProbe:
@@ -25,10 +24,7 @@ class WeightProbe:
         self.model, self.loss_fn, self.x, self.y, self.lr = model, loss_fn, x, y, lr
 
     def __call__(self) -> dict[str, float]:
-        weights = [layer_weight(layer) for layer in self.model.layers()]
-        with frozen_norm_stats(self.model):
-            loss = self.loss_fn(self.model(self.x), self.y)
-            grads = torch.autograd.grad(loss, weights)  # into new tensors: no .grad buffer is touched
+        weights, grads = layer_gradients(self.model, self.loss_fn, self.x, self.y)
         lr, out = self.lr(), {}
         for i, (w, g) in enumerate(zip(weights, grads), start=1):
             w, g = w.detach().double(), g.double()  # the cosine is compared with 0: no float32 cancellation in it

@@ -85,6 +85,17 @@ def side_series(claim: Claim, stored: Stored, side: dict) -> dict[int, pd.Series
     return {seed: s for seed, s in found.items() if not s.empty}
 
 
+def over_runs(claim: Claim, stored: Stored, side: dict) -> dict[int, float]:
+    """A side's value per seed read across its runs rather than from one run: the span of a run column where the
+    metric passes (across), its best run (best_over), or the spread of its runs' values (spread_over)."""
+    runs = select_runs(stored.runs, {**claim.runs, **side})
+    if claim.across is not None:
+        return span_across(stored, runs, claim.metric, claim.reduce, **claim.across)
+    if claim.best_over is not None:
+        return best_across(stored, runs, claim.metric, claim.reduce, claim.best_over)
+    return spread_across(stored, runs, claim.metric, claim.reduce, claim.spread_over)
+
+
 def _where(*dicts: dict) -> str:
     return ", ".join(f"{k}={v}" for d in dicts for k, v in d.items())
 
@@ -139,14 +150,7 @@ def judge(claim: Claim, stored: Stored | None) -> Outcome:
         return correlate(claim, stored)
     if claim.across is not None or claim.best_over is not None or claim.spread_over is not None:
         a_series, b_series = {}, {}
-        a, b = ({} if side is None else
-                span_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
-                            **claim.across) if claim.across is not None else
-                best_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
-                            claim.best_over) if claim.best_over is not None else
-                spread_across(stored, select_runs(stored.runs, {**claim.runs, **side}), claim.metric, claim.reduce,
-                              claim.spread_over)
-                for side in (claim.a, claim.b))
+        a, b = ({} if side is None else over_runs(claim, stored, side) for side in (claim.a, claim.b))
     else:
         a_series = side_series(claim, stored, claim.a)
         b_series = side_series(claim, stored, claim.b) if claim.b is not None else {}

@@ -144,14 +144,20 @@ def reduce(s: pd.Series, how: str, **opt) -> float:
     raise ClaimsError(f"unknown reduction {how!r}")
 
 
+def by_seed(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str) -> dict[int, list]:
+    """Seed -> (the run's value of `column`, its reduced `metric`) for each run of that seed."""
+    return {int(seed): [(float(x), reduce_by(stored.series(run_id, metric), how))
+                        for run_id, x in zip(group["run_id"], group[column])]
+            for seed, group in runs.groupby("seed")}
+
+
 def span_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, column: str, above: float) -> dict:
     """Seed -> the span, in decades, of the values of `column` (e.g. the learning rate) at which a run's metric,
     reduced as `how`, is at least `above`: log10(largest) − log10(smallest); 0 when one value or none passes."""
     out: dict[int, float] = {}
-    for seed, group in runs.groupby("seed"):
-        passing = [float(x) for run_id, x in zip(group["run_id"], group[column])
-                   if reduce_by(stored.series(run_id, metric), how) >= float(above)]
-        out[int(seed)] = float(np.log10(max(passing) / min(passing))) if passing else 0.0
+    for seed, pairs in by_seed(stored, runs, metric, how, column).items():
+        passing = [x for x, v in pairs if v >= float(above)]
+        out[seed] = float(np.log10(max(passing) / min(passing))) if passing else 0.0
     return out
 
 
@@ -159,11 +165,10 @@ def best_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, colu
     """Seed -> the largest reduced value of `metric` over the runs of that seed, which differ in `column` (e.g. a
     network at its own best learning rate); runs without a value (diverged before it) are left out."""
     out: dict[int, float] = {}
-    for seed, group in runs.groupby("seed"):
-        values = [reduce_by(stored.series(run_id, metric), how) for run_id in group["run_id"]]
-        values = [v for v in values if np.isfinite(v)]
-        if values and group[column].nunique() == len(group):
-            out[int(seed)] = float(max(values))
+    for seed, pairs in by_seed(stored, runs, metric, how, column).items():
+        values = [v for _, v in pairs if np.isfinite(v)]
+        if values and len({x for x, _ in pairs}) == len(pairs):
+            out[seed] = float(max(values))
     return out
 
 
@@ -172,9 +177,9 @@ def spread_across(stored: Stored, runs: pd.DataFrame, metric: str, how: dict, co
     log10(largest / smallest) of the reduced values (e.g. the effective learning rates that learning rates two
     decades apart end with); seeds where a run has no positive value are left out."""
     out: dict[int, float] = {}
-    for seed, group in runs.groupby("seed"):
-        values = [reduce_by(stored.series(run_id, metric), how) for run_id in group["run_id"]]
-        if len(values) > 1 and group[column].nunique() == len(group) and all(np.isfinite(values)) \
+    for seed, pairs in by_seed(stored, runs, metric, how, column).items():
+        values = [v for _, v in pairs]
+        if len(values) > 1 and len({x for x, _ in pairs}) == len(pairs) and all(np.isfinite(values)) \
                 and min(values) > 0:
-            out[int(seed)] = float(np.log10(max(values) / min(values)))
+            out[seed] = float(np.log10(max(values) / min(values)))
     return out
