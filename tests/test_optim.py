@@ -50,3 +50,12 @@ def test_the_warm_up_rises_linearly_then_holds_the_rate(name):
     assert seen == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8])
     warmup(2)  # out of order, as after a resume from step 1
     assert current_lr(opt) == pytest.approx(0.4)
+
+
+def test_a_warm_up_longer_than_the_run_is_refused_in_one_line():
+    from bnrepro import ConfigError
+    from tests.conftest import make_config
+
+    make_config("experiment=mnist_bn", "trainer.max_steps=100", "optim.warmup_steps=100")  # the whole run: allowed
+    with pytest.raises(ConfigError, match=r"^optim.warmup_steps=101 is longer than the run \(trainer.max_steps=100\)"):
+        make_config("experiment=mnist_bn", "trainer.max_steps=100", "optim.warmup_steps=101")

@@ -100,6 +100,9 @@ def _check_rules(c: Config) -> None:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening=0")
 
     t = c.trainer
+    if c.optim.warmup_steps > t.max_steps:
+        raise ConfigError(f"optim.warmup_steps={c.optim.warmup_steps} is longer than the run (trainer.max_steps="
+                          f"{t.max_steps}): its learning rate would never reach optim.lr={c.optim.lr:g}")
     if t.eval_train and not t.eval_every:
         raise ConfigError(f"trainer.eval_train={t.eval_train} is measured with each evaluation, and "
                           "trainer.eval_every=0 has none")

@@ -208,7 +208,7 @@ class SGD:
     nesterov: bool = False
     weight_decay: NonNegative = 0.0
     # Linear learning-rate warm-up (Gilmer et al. 2022): step t of the first warmup_steps steps uses lr·t/warmup_steps.
-    # 0: none. Not an argument of the optimiser: optim.build_optimizer applies it through optim.warmup.
+    # 0: none; at most trainer.max_steps. Not an argument of the optimiser: optim.schedule applies it.
     warmup_steps: Every = 0
 
 
